@@ -9,6 +9,17 @@
 // input. Its functions are safe for concurrent use; its types are plain
 // values.
 //
+// Damage is reported as a *CorruptError that names the place ("superblock
+// copy 1", "AG 3 bitmap copy 0") and wraps one sentinel per kind of damage
+// (ErrBadMagic, ErrBadVersion, ErrBadChecksum, ErrBadGeometry, ErrTruncated,
+// ErrMalformed, ...; see errors.go), each of which wraps ErrCorrupt. Where a
+// structure is kept in two copies, a Pick function chooses the newest valid
+// one and, if there is none, reports both failures.
+//
+// One file per structure, each with its byte-width diagram: superblock.go,
+// agbitmap.go, node.go (B-tree nodes), walframe.go (WAL segments and
+// frames).
+//
 // The constants in this package are part of the on-disk format: changing one
 // changes what existing stores mean.
 package format
