@@ -1,23 +1,32 @@
 // Package vfs is the one narrow file interface all of cowdb's I/O goes
-// through, with three implementations: the operating system's (real files,
-// real O_DIRECT, fdatasync and flock), a crashable memory file system for
-// fault tests, and an error-injecting wrapper around any FS.
+// through, with three implementations: the operating system's (OS: real
+// files, real O_DIRECT, fdatasync, fallocate and flock; Linux only), a
+// crashable memory file system for fault tests (MemFS), and an
+// error-injecting wrapper around any FS (ErrorFS). Beside them it offers
+// the direct I/O policy of Options.DirectIO (OpenDirect) and aligned
+// buffers for direct I/O (AlignedBuf).
 //
 // vfs owns files and nothing else: it knows nothing of blocks, records or
 // trees, and no other cowdb package touches the os package's files. It is
 // public because Options.FS takes it, so users can run their own crash tests
 // against cowdb's crashable FS.
 //
+// vfs never caches, never retries a failed write or sync (after a failed
+// sync the state of unsynced data is unknown, and only the caller can
+// decide what that means), never makes anything durable implicitly (not
+// even on Close), and never lets an unaligned direct I/O reach the kernel.
+// Every error it returns wraps one of its sentinels where one fits, so
+// callers test with errors.Is.
+//
 // Concurrency: an FS and its Files are safe for concurrent use by multiple
 // goroutines. Concurrent ReadAt and WriteAt calls on one File may overlap in
 // time; writes to overlapping byte ranges in flight at once have an
 // unspecified result, exactly as with pwrite(2), and callers never issue them.
+// A Close concurrent with other calls on the same File waits for them, and
+// every call after it fails with ErrClosed.
 package vfs
 
-import (
-	"errors"
-	"io"
-)
+import "io"
 
 // Alignment is the alignment, in bytes, that direct I/O requires of file
 // offsets, lengths and buffer addresses. 4096 covers every logical block
@@ -37,8 +46,9 @@ const (
 	// Direct asks for direct I/O (O_DIRECT): every ReadAt and WriteAt must
 	// then use an offset, a length and a buffer address that are multiples
 	// of Alignment, or it fails with ErrUnaligned and transfers nothing. A
-	// file system that refuses direct I/O (tmpfs) makes OpenFile fail with
-	// ErrDirectUnsupported; OpenDirect chooses what to do then.
+	// file system that refuses direct I/O (tmpfs before Linux 6.6, procfs)
+	// makes OpenFile fail with ErrDirectUnsupported; OpenDirect chooses what
+	// to do then.
 	Direct
 )
 
@@ -68,7 +78,8 @@ type FS interface {
 	// exclusive, or shared when shared is true. Exclusive excludes every
 	// other lock, shared excludes exclusive ones, across processes for the
 	// OS implementation. A lock that cannot be taken at once fails with
-	// ErrLocked; Lock never waits. Closing the returned Closer releases it.
+	// ErrLocked; Lock never waits. Closing the returned Closer releases it;
+	// closing it again fails with ErrClosed.
 	Lock(name string, shared bool) (io.Closer, error)
 }
 
@@ -109,25 +120,3 @@ type FileInfo struct {
 	Name string // base name
 	Size int64  // bytes
 }
-
-// Errors returned by every implementation. Each is testable with errors.Is;
-// the OS implementation wraps the underlying errno too.
-var (
-	// ErrNotExist: the named file or directory does not exist.
-	ErrNotExist = errors.New("cowdb/vfs: file does not exist")
-	// ErrExist: the name is taken where a new entry was required.
-	ErrExist = errors.New("cowdb/vfs: file already exists")
-	// ErrLocked: Lock found the lock held by someone else.
-	ErrLocked = errors.New("cowdb/vfs: file is locked by another opener")
-	// ErrUnaligned: a direct I/O call had an offset, length or buffer
-	// address that is not a multiple of Alignment. Nothing was transferred.
-	ErrUnaligned = errors.New("cowdb/vfs: unaligned direct I/O")
-	// ErrDirectUnsupported: the file system refuses direct I/O.
-	ErrDirectUnsupported = errors.New("cowdb/vfs: file system does not support direct I/O")
-	// ErrIO: an input/output error (EIO), real or injected.
-	ErrIO = errors.New("cowdb/vfs: input/output error")
-	// ErrNoSpace: the device is full (ENOSPC), real or injected.
-	ErrNoSpace = errors.New("cowdb/vfs: no space left on device")
-	// ErrClosed: the file was already closed.
-	ErrClosed = errors.New("cowdb/vfs: file already closed")
-)
