@@ -145,6 +145,12 @@ func (l *Log) startSegmentLocked(size int) (*batch, error) {
 		b.seg = &segment{num: num, name: path.Join(l.dir, segmentName(num)), size: l.opts.SegmentSize}
 		b.create = true
 	}
+	if !b.create && l.mu.nextSeq%2 == b.seg.hdr.Seq%2 {
+		// The new header goes in slot Seq mod 2; it must not be the slot
+		// holding the current header, or a torn write could leave the file
+		// with no valid header at all. Sequence numbers need only grow.
+		l.mu.nextSeq++
+	}
 	b.seg.hdr = format.SegmentHeader{
 		StoreID:    l.opts.StoreID,
 		Seq:        l.mu.nextSeq,

@@ -18,11 +18,12 @@
 //
 // Segment files are named wal/NNNNNN.log by a file number given when the
 // file is created; the number never changes. A segment's identity in the
-// log is the sequence number in its header, which grows by one for every
-// segment started (created or recycled) and never repeats. Replay orders
-// segments by sequence number and follows the chain of LSNs: each segment
-// header names the LSN of its first record, and records inside a segment
-// have consecutive LSNs.
+// log is the sequence number in its header, which grows for every segment
+// started (created or recycled) and never repeats: by one, or by two when a
+// recycled segment's current header sits in the slot (sequence number mod
+// 2) the next number would overwrite. Replay orders segments by sequence
+// number and follows the chain of LSNs: each segment header names the LSN
+// of its first record, and records inside a segment have consecutive LSNs.
 //
 // # Torn tail or corruption
 //

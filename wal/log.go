@@ -111,8 +111,8 @@ func Open(fs vfs.FS, dir string, opts Options) (*Log, error) {
 }
 
 // listDir returns the names in the log directory, creating it (or, read
-// only, treating a missing one as empty) and removing leftovers of
-// interrupted segment creations.
+// only, treating a missing one as empty), removing leftovers of
+// interrupted segment creations and making every entry durable.
 func (l *Log) listDir() ([]string, error) {
 	if l.opts.ReadOnly {
 		names, err := l.fs.ReadDir(l.dir)
@@ -131,7 +131,16 @@ func (l *Log) listDir() ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return names, l.removeTemps(names)
+	if err := l.removeTemps(names); err != nil {
+		return nil, err
+	}
+	// A segment renamed into place by a process that died before its
+	// SyncDir is visible here but may not be durable; this Log may reuse it
+	// without creating (and so syncing the directory for) another segment.
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		return nil, err
+	}
+	return names, nil
 }
 
 func cmpUint(a, b uint64) int {

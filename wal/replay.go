@@ -30,9 +30,14 @@ const evidenceChecksMax = 1024
 // the checkpoint that covers it was. Segments wholly before from become
 // free for recycling.
 //
+// Before it returns, a writable log fdatasyncs the segments it replayed:
+// what it read may be bytes a dead process wrote but never synced, and
+// later appends claim them durable. A failure there is fatal (ErrFailed).
+//
 // Replay holds one segment in memory at a time (SegmentSize bytes, 64 MiB
-// by default). payload aliases that buffer: fn must copy what it keeps. fn must not call methods of the Log. Replay must be called
-// before the first append and cannot be called after it.
+// by default). payload aliases that buffer: fn must copy what it keeps. fn
+// must not call methods of the Log. Replay must be called before the first
+// append and cannot be called after it.
 func (l *Log) Replay(from format.LSN, fn func(lsn format.LSN, payload []byte) error) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -48,6 +53,10 @@ func (l *Log) Replay(from format.LSN, fn func(lsn format.LSN, payload []byte) er
 	r := replayer{l: l, segs: segs, from: from, fn: fn}
 	if err := r.run(); err != nil {
 		return err
+	}
+	if err := r.syncChain(); err != nil {
+		l.failLocked(err)
+		return l.mu.err
 	}
 	l.mu.chain, l.mu.free = r.chain, r.free
 	l.mu.nextLSN, l.mu.durable = r.next, r.next-1
@@ -152,6 +161,25 @@ func (r *replayer) segment(cur int) (int, error) {
 		r.l.opts.Logger.Warn("cowdb/wal: torn tail ignored", "where", s.where(off), "lsn", r.next)
 	}
 	return next, nil
+}
+
+// syncChain makes durable what replay read from the log's segments. The
+// bytes may have been read from the cache of a machine that is still up
+// after the previous process died between a write and its fdatasync; they
+// become the durable LSN that new frames and segment headers claim, so they
+// must be on stable storage before anything is appended after them (else a
+// later power loss loses them and the new claims turn a torn tail into
+// apparent corruption). A read-only log appends nothing and syncs nothing.
+func (r *replayer) syncChain() error {
+	if r.l.opts.ReadOnly {
+		return nil
+	}
+	for _, s := range r.chain {
+		if err := s.f.Datasync(); err != nil {
+			return fmt.Errorf("fdatasync %s after replay: %w", s.name, err)
+		}
+	}
+	return nil
 }
 
 // read reads segment s into r.buf[:s.size].

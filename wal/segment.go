@@ -166,10 +166,11 @@ func (l *Log) fillSegment(f vfs.File, size int64, h format.SegmentHeader) error 
 }
 
 // reheader starts a new life of recycled segment s with header h (the
-// caller sets s.hdr): it
-// rewrites only the slot of h's parity, keeping the other slot's bytes, and
-// syncs, so no frame of the new life is written before the header that
-// makes it valid is durable. A torn write leaves the old slot intact.
+// caller sets s.hdr, choosing h.Seq of the other parity than the current
+// header's): it rewrites only the slot of h's parity, keeping the other
+// slot's bytes, and syncs, so no frame of the new life is written before
+// the header that makes it valid is durable. A torn write leaves the
+// current header's slot intact.
 func (l *Log) reheader(s *segment, h format.SegmentHeader) error {
 	block := vfs.AlignedBuf(format.SegmentHeaderSize)
 	if _, err := s.f.ReadAt(block, 0); err != nil {
@@ -183,19 +184,15 @@ func (l *Log) reheader(s *segment, h format.SegmentHeader) error {
 	return s.f.Datasync()
 }
 
-// removeTemps removes segment files whose creation a crash interrupted.
+// removeTemps removes segment files whose creation a crash interrupted; the
+// caller syncs the directory.
 func (l *Log) removeTemps(names []string) error {
-	removed := false
 	for _, name := range names {
 		if strings.HasSuffix(name, ".log.tmp") {
 			if err := l.fs.Remove(path.Join(l.dir, name)); err != nil && !errors.Is(err, vfs.ErrNotExist) {
 				return err
 			}
-			removed = true
 		}
-	}
-	if removed {
-		return l.fs.SyncDir(l.dir)
 	}
 	return nil
 }

@@ -12,9 +12,10 @@ import (
 // The header block holds two header slots, at offsets 0 and
 // SegmentHeaderSlotStride, each in its own 512-byte sector. A segment is
 // (re)headered by writing only the slot whose index is its new sequence
-// number modulo 2, so a write torn by a crash leaves the other slot, and the
-// segment's previous identity, intact. The valid slot with the higher
-// sequence number is the segment's header.
+// number modulo 2, and the writer picks a new sequence number of the other
+// parity than the current header's, so a write torn by a crash leaves the
+// other slot, and the segment's previous identity, intact. The valid slot
+// with the higher sequence number is the segment's header.
 //
 // Segment header slot (SegmentHeaderSlotSize bytes, little endian):
 //
