@@ -1,0 +1,225 @@
+// Package cache is cowdb's clean-block cache: decoded B-tree nodes and
+// (later) clean data blocks, kept in one ristretto cache under one byte
+// budget (Options.MaxBytes, the store's CacheSize).
+//
+// What it owns: the mapping from a block's identity — its kind, its number
+// and its checksum — to an in-memory copy of that block. Keying by the
+// checksum as well as the number is what makes reuse safe: once a block is
+// freed and rewritten with other contents, its new checksum gives it a new
+// key, so a reader can never be handed the stale copy. Every hit is also
+// compared against the full key, so a 64-bit hash collision is a miss, never
+// a wrong block.
+//
+// What it must never do: be needed for correctness. Ristretto admits and
+// evicts as its policy decides and applies Set asynchronously, so a Set may
+// be dropped and a Get right after a Set may miss. Callers always fall back
+// to reading the block.
+//
+// Dirty pages (DESIGN §7) are not kept here: they must never be evicted, so
+// they will live in a pinned set beside this cache. SetPinned is the place
+// where that set's size is charged to the same budget: the bytes pinned
+// there are taken off what ristretto may hold.
+//
+// Concurrency: a *Cache is safe for concurrent use by multiple goroutines.
+// Values stored in it are shared by every reader and must be immutable. A nil
+// *Cache is valid and caches nothing.
+package cache
+
+import (
+	"fmt"
+	"sync/atomic"
+
+	"github.com/cowdb/cowdb/internal/format"
+	"github.com/dgraph-io/ristretto/v2"
+)
+
+// Kind says what sort of block a key names; blocks of different kinds never
+// share an entry even if their number and checksum agree.
+type Kind uint8
+
+const (
+	// KindNode is a decoded B-tree node.
+	KindNode Kind = 1
+	// KindData is a clean data block.
+	KindData Kind = 2
+)
+
+// Key identifies one version of one block: a freed and reused block gets a
+// new Sum and so a new Key.
+type Key struct {
+	Kind  Kind
+	Block format.Block
+	Sum   uint64
+}
+
+// hash mixes the key into ristretto's 64-bit key (splitmix64 finalizer).
+func (k Key) hash() uint64 {
+	h := uint64(k.Block)*0x9e3779b97f4a7c15 ^ k.Sum ^ uint64(k.Kind)<<56
+	h ^= h >> 30
+	h *= 0xbf58476d1ce4e5b9
+	h ^= h >> 27
+	h *= 0x94d049bb133111eb
+	h ^= h >> 31
+	return h
+}
+
+// Defaults for the zero fields of Options.
+const (
+	// MaxBytesDefault is the budget when Options.MaxBytes is 0: 64 MiB.
+	MaxBytesDefault = 64 << 20
+	// BufferItemsDefault is ristretto's recommended Get buffer size.
+	BufferItemsDefault = 64
+	// countersPerItem is ristretto's advice: ten counters per item that
+	// fits when the cache is full.
+	countersPerItem = 10
+	// itemBytesTypical sizes NumCounters: one 4 KiB block per item.
+	itemBytesTypical = 4096
+)
+
+// Options configure a Cache. The zero value is valid: every zero field
+// takes its default.
+type Options struct {
+	// MaxBytes is the budget in bytes for everything cached, pinned bytes
+	// included (SetPinned). Default MaxBytesDefault.
+	MaxBytes int64
+	// NumCounters is the number of ristretto's admission counters.
+	// Default 10 × MaxBytes / 4096 (ten per 4 KiB block that fits).
+	NumCounters int64
+	// BufferItems is ristretto's Get buffer size. Default 64.
+	BufferItems int64
+}
+
+// entry is what ristretto stores: the value with its full key, so that a
+// hit can be checked against the key asked for.
+type entry struct {
+	key   Key
+	value any
+}
+
+// Cache is a byte-budgeted cache of immutable block copies, safe for
+// concurrent use.
+type Cache struct {
+	r        *ristretto.Cache[uint64, entry]
+	maxBytes int64
+	pinned   atomic.Int64
+}
+
+// New returns a cache configured by o (nil means all defaults). It returns
+// ErrInvalidOptions for negative fields.
+func New(o *Options) (*Cache, error) {
+	var opts Options
+	if o != nil {
+		opts = *o
+	}
+	if opts.MaxBytes < 0 || opts.NumCounters < 0 || opts.BufferItems < 0 {
+		return nil, fmt.Errorf("%w: %+v", ErrInvalidOptions, opts)
+	}
+	if opts.MaxBytes == 0 {
+		opts.MaxBytes = MaxBytesDefault
+	}
+	if opts.NumCounters == 0 {
+		opts.NumCounters = max(countersPerItem*opts.MaxBytes/itemBytesTypical, 100)
+	}
+	if opts.BufferItems == 0 {
+		opts.BufferItems = BufferItemsDefault
+	}
+	r, err := ristretto.NewCache(&ristretto.Config[uint64, entry]{
+		NumCounters: opts.NumCounters,
+		MaxCost:     opts.MaxBytes,
+		BufferItems: opts.BufferItems,
+		Metrics:     true,
+		// The key is already a good 64-bit hash; the conflict check is
+		// done by comparing entry.key, which is exact.
+		KeyToHash: func(k uint64) (uint64, uint64) { return k, 0 },
+		// Cost is the caller's byte count alone, so MaxBytes means bytes.
+		IgnoreInternalCost: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidOptions, err)
+	}
+	return &Cache{r: r, maxBytes: opts.MaxBytes}, nil
+}
+
+// Get returns the value cached under k, if any.
+func (c *Cache) Get(k Key) (any, bool) {
+	if c == nil {
+		return nil, false
+	}
+	e, ok := c.r.Get(k.hash())
+	if !ok || e.key != k {
+		return nil, false
+	}
+	return e.value, true
+}
+
+// Set offers v, costing cost bytes, to the cache under k. It may be dropped
+// or applied later; it reports whether it was queued.
+func (c *Cache) Set(k Key, v any, cost int64) bool {
+	if c == nil {
+		return false
+	}
+	return c.r.Set(k.hash(), entry{key: k, value: v}, cost)
+}
+
+// Del removes k's entry, if it is there.
+func (c *Cache) Del(k Key) {
+	if c == nil {
+		return
+	}
+	if e, ok := c.r.Get(k.hash()); ok && e.key == k {
+		c.r.Del(k.hash())
+	}
+}
+
+// Wait blocks until every Set queued so far has been applied or dropped.
+// Tests use it; the store never needs to.
+func (c *Cache) Wait() {
+	if c != nil {
+		c.r.Wait()
+	}
+}
+
+// SetPinned charges n bytes held outside the cache (the pinned dirty pages)
+// to the budget: the cache itself may then hold MaxBytes − n, and never less
+// than a tenth of MaxBytes, so clean reads keep working under write load.
+func (c *Cache) SetPinned(n int64) {
+	if c == nil {
+		return
+	}
+	c.pinned.Store(n)
+	c.r.UpdateMaxCost(max(c.maxBytes-n, c.maxBytes/10))
+}
+
+// Stats are the cache's counters since New.
+type Stats struct {
+	Hits, Misses              uint64
+	KeysAdded, KeysEvicted    uint64
+	SetsDropped, SetsRejected uint64
+	// Bytes is the cost currently held; PinnedBytes what SetPinned charged.
+	Bytes, PinnedBytes int64
+	MaxBytes           int64
+}
+
+// Stats returns the cache's counters.
+func (c *Cache) Stats() Stats {
+	if c == nil {
+		return Stats{}
+	}
+	m := c.r.Metrics
+	return Stats{
+		Hits: m.Hits(), Misses: m.Misses(),
+		KeysAdded: m.KeysAdded(), KeysEvicted: m.KeysEvicted(),
+		SetsDropped: m.SetsDropped(), SetsRejected: m.SetsRejected(),
+		Bytes:       int64(m.CostAdded() - m.CostEvicted()),
+		PinnedBytes: c.pinned.Load(),
+		MaxBytes:    c.maxBytes,
+	}
+}
+
+// Close stops ristretto's goroutines and drops every entry. The cache must
+// not be used afterwards.
+func (c *Cache) Close() {
+	if c != nil {
+		c.r.Close()
+	}
+}

@@ -1,0 +1,113 @@
+package cache_test
+
+import (
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/cowdb/cowdb/cache"
+)
+
+// TestCacheKeyedByChecksum checks that a value is found under its exact
+// key, and that the same block with another checksum (a freed and rewritten
+// block) or another kind misses.
+func TestCacheKeyedByChecksum(t *testing.T) {
+	c, err := cache.New(&cache.Options{MaxBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	k := cache.Key{Kind: cache.KindNode, Block: 7, Sum: 100}
+	for range 10 { // Set may be dropped; retry until admitted.
+		c.Set(k, "old", 4096)
+		c.Wait()
+		if _, ok := c.Get(k); ok {
+			break
+		}
+	}
+	if v, ok := c.Get(k); !ok || v != "old" {
+		t.Fatalf("Get = %v, %v", v, ok)
+	}
+	if _, ok := c.Get(cache.Key{Kind: cache.KindNode, Block: 7, Sum: 101}); ok {
+		t.Fatal("reused block hit the stale entry")
+	}
+	if _, ok := c.Get(cache.Key{Kind: cache.KindData, Block: 7, Sum: 100}); ok {
+		t.Fatal("data key hit a node entry")
+	}
+	c.Del(k)
+	if _, ok := c.Get(k); ok {
+		t.Fatal("Del left the entry")
+	}
+	if s := c.Stats(); s.Hits == 0 || s.Misses == 0 || s.MaxBytes != 1<<20 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+// TestCacheBudget checks that the cache holds no more bytes than its
+// budget, minus what SetPinned charges.
+func TestCacheBudget(t *testing.T) {
+	c, err := cache.New(&cache.Options{MaxBytes: 64 * 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := range 1000 {
+		c.Set(cache.Key{Kind: cache.KindData, Block: 2, Sum: uint64(i)}, i, 4096)
+	}
+	c.Wait()
+	if b := c.Stats().Bytes; b > 64*4096 {
+		t.Fatalf("holds %d bytes, budget %d", b, 64*4096)
+	}
+	c.SetPinned(48 * 4096)
+	for i := range 1000 {
+		c.Set(cache.Key{Kind: cache.KindData, Block: 3, Sum: uint64(i)}, i, 4096)
+	}
+	c.Wait()
+	if s := c.Stats(); s.Bytes > 16*4096 || s.PinnedBytes != 48*4096 {
+		t.Fatalf("after pinning: %+v", s)
+	}
+}
+
+// TestCacheNilAndOptions checks that a nil cache caches nothing without
+// failing and that negative options are refused.
+func TestCacheNilAndOptions(t *testing.T) {
+	var c *cache.Cache
+	c.Set(cache.Key{Block: 1}, 1, 1)
+	if _, ok := c.Get(cache.Key{Block: 1}); ok {
+		t.Fatal("nil cache hit")
+	}
+	c.Wait()
+	c.Close()
+	if _, err := cache.New(&cache.Options{MaxBytes: -1}); !errors.Is(err, cache.ErrInvalidOptions) {
+		t.Fatalf("negative MaxBytes: %v", err)
+	}
+	d, err := cache.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+}
+
+// TestCacheConcurrent checks, under -race, that concurrent readers and
+// writers only ever see values stored under the key they ask for.
+func TestCacheConcurrent(t *testing.T) {
+	c, err := cache.New(&cache.Options{MaxBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 2000 {
+				k := cache.Key{Kind: cache.KindNode, Block: 1, Sum: uint64((i + g) % 50)}
+				c.Set(k, k.Sum, 100)
+				if v, ok := c.Get(k); ok && v.(uint64) != k.Sum {
+					t.Errorf("key %v holds %v", k, v)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
