@@ -33,11 +33,15 @@ type valueDelta struct {
 }
 
 // Begin opens a Batch on t. It returns ErrBatchOpen while another batch of
-// the same Forest is open.
+// the same Forest is open, and ErrUncounted for a stale version (one whose
+// dirty root a later commit shadowed away), which is not a counted root.
 func (t *Tree) Begin() (*Batch, error) {
 	f := t.f
 	if err := f.checkWriter(); err != nil {
 		return nil, err
+	}
+	if uncounted(t.root) {
+		return nil, ErrUncounted
 	}
 	f.lastBatch++
 	b := &Batch{f: f, kind: t.kind, id: f.lastBatch, root: t.root, deltas: map[ident]int64{}}
@@ -262,6 +266,11 @@ func (b *Batch) mutableLoaded(c child, n *node) (*node, error) {
 	count, err := b.count(id)
 	if err != nil {
 		return nil, err
+	}
+	if count < 1 {
+		// Only a stale version (a freed root a reader held) leads here;
+		// going on would take a count below zero at Commit.
+		return nil, fmt.Errorf("%w: node %v has count %d", ErrUncounted, id.block, count)
 	}
 	cp := n.clone(b.id)
 	if count > 1 {

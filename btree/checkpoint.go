@@ -16,8 +16,9 @@ import (
 // live root and every snapshot taken since the last checkpoint; a persisted
 // tree costs nothing. It returns, for each tree, the same version rooted at
 // its block, holding no node in memory: publishing it in place of the old
-// one lets memory go (the dirty nodes' copies stay cached). A dirty node
-// with count 0 is ErrUncounted: a tree given was not a counted root.
+// one lets memory go (clean copies of the written nodes are offered to the
+// cache, which may keep them). A dirty node with count 0 is ErrUncounted: a
+// tree given was not a counted root.
 //
 // Writer only; it refuses to run while a batch is open.
 func (f *Forest) Checkpoint(epoch format.Epoch, trees ...*Tree) ([]*Tree, error) {

@@ -50,9 +50,14 @@
 // count 1; IncNode adds the rest). So counts mean the same thing whether a
 // node is dirty or persisted, and shadowing never needs to ask which.
 //
-// A batch's count changes are collected in the batch and applied by Commit,
-// in the order they arose, so Abort leaves the store untouched and replay of
-// the same batch repeats the same calls in the same order.
+// A batch's count changes are collected in the batch and applied by Commit:
+// first the net change of each node, in the order the nodes were first
+// touched, then the value reference changes in the order they arose. So
+// Abort leaves the store untouched (a batch only reads counts), and replay
+// of the same batch repeats the same calls in the same order. A store error
+// in the middle of Commit, Checkpoint or a Drop step leaves counts partly
+// applied; the Forest then refuses every writer operation with ErrFailed,
+// while the versions already published stay readable.
 //
 // # Concurrency
 //

@@ -53,6 +53,11 @@ func (d *Drop) Step(budget int) (bool, error) {
 	}
 	units := 0
 	if !d.started {
+		// A dirty root with count 0 is a stale version a reader held, not
+		// a counted root: releasing it would drive counts below zero.
+		if uncounted(d.root) {
+			return false, ErrUncounted
+		}
 		d.started = true
 		units++
 		if !d.root.empty() {

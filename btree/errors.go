@@ -19,8 +19,10 @@ var (
 	// dirty nodes do not have yet: a Drop cursor holding a dirty node.
 	ErrNotPersisted = errors.New("cowdb/btree: node not persisted yet")
 	// ErrUncounted is returned by Checkpoint when a tree it is given leads to
-	// a dirty node whose count is 0: the tree was not a counted root (a
-	// stale version a reader held), and writing it would leak blocks.
+	// a dirty node whose count is 0, and by Begin, Share and a Drop's first
+	// Step when the tree's root is such a node: the tree was not a counted
+	// root (a stale version a reader held), and writing, changing, sharing
+	// or dropping it would leak blocks or drive counts below zero.
 	ErrUncounted = errors.New("cowdb/btree: tree is not a counted root")
 	// ErrFailed is returned by every writer operation after a BlockStore
 	// call failed in the middle of Commit, Checkpoint or a Drop step: the

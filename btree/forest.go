@@ -103,8 +103,10 @@ func New(o Options) (*Forest, error) {
 
 // Stats are a Forest's figures.
 type Stats struct {
-	// DirtyNodes is the number of counted dirty nodes: what the next
-	// Checkpoint will write. DirtyBytes is that in bytes (one block each).
+	// DirtyNodes is the number of counted dirty nodes (count above 0):
+	// what the next Checkpoint of every counted root will write, plus any
+	// that only a Drop in progress still holds (those are released by the
+	// drop, never written). DirtyBytes is that in bytes (one block each).
 	DirtyNodes int64
 	DirtyBytes int64
 	// DiffNodes counts the nodes Diff calls have expanded (opened to look

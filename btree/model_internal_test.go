@@ -245,6 +245,31 @@ func modelDiff(a, b map[string]string) []string {
 	return out
 }
 
+// checkRange checks Range with random bounds (either may be nil, start may
+// be at or past end) against the model's keys in [start, end).
+func (w *world) checkRange(t *rapid.T, v version) {
+	bound := func(label string) []byte {
+		if rapid.IntRange(0, 3).Draw(t, label+"nil") == 0 {
+			return nil
+		}
+		return []byte(keyGen.Draw(t, label))
+	}
+	start, end := bound("start"), bound("end")
+	var got, want []string
+	for e, err := range v.t.Range(start, end) {
+		w.must(err)
+		got = append(got, string(e.Key)+"="+string(e.Value))
+	}
+	for _, k := range slices.Sorted(maps.Keys(v.model)) {
+		if (start == nil || k >= string(start)) && (end == nil || k < string(end)) {
+			want = append(want, k+"="+v.model[k])
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("Range(%q, %q): %d entries, model %d", start, end, len(got), len(want))
+	}
+}
+
 // checkContents checks that every counted root reads back equal to its
 // model, by a full scan, a prefix scan and point reads.
 func (w *world) checkContents(t *rapid.T) {
@@ -271,6 +296,7 @@ func (w *world) checkContents(t *rapid.T) {
 			}
 			break
 		}
+		w.checkRange(t, v)
 		n := 0
 		for _, err := range v.t.Prefix([]byte("001")) {
 			w.must(err)

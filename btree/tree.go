@@ -148,13 +148,22 @@ func (t *Tree) Share() error {
 	if t.root.empty() {
 		return nil
 	}
-	if id := t.root.id(); id.mem != nil && id.mem.count == 0 {
-		return ErrUncounted // a version whose root was shadowed away
+	if uncounted(t.root) {
+		return ErrUncounted
 	}
 	if err := f.adjust(t.root.id(), +1); err != nil {
 		return f.fail(err)
 	}
 	return nil
+}
+
+// uncounted reports whether c is a dirty node with count 0: the root of a
+// stale version that a reader held after its root was shadowed away (or
+// dropped), which no counted root leads to. Sharing, changing or dropping
+// it would drive counts below zero. Writer only (it reads the count).
+func uncounted(c child) bool {
+	id := c.id()
+	return id.mem != nil && id.mem.count == 0
 }
 
 // adjust applies a count change to a node: in memory while it is dirty, in

@@ -31,7 +31,10 @@ type NodeInfo struct {
 // Walk visits the tree's nodes depth first, parents before children, in key
 // order. visit says whether to descend into a branch's children; a caller
 // counting referrers across several roots descends only into nodes it has
-// not seen, as the refcount check of DB.Check does. Safe for concurrent use.
+// not seen, as the refcount check of DB.Check does. Safe for concurrent use;
+// but a Checkpoint running meanwhile may give a dirty node its block in the
+// middle of the walk, so that the node shows up under two NodeIDs. Count
+// referrers over persisted versions, or with the writer held off.
 func (t *Tree) Walk(visit func(NodeInfo) (descend bool, err error)) error {
 	if t.root.empty() {
 		return nil

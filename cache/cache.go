@@ -74,6 +74,13 @@ const (
 	countersPerItem = 10
 	// itemBytesTypical sizes NumCounters: one 4 KiB block per item.
 	itemBytesTypical = 4096
+	// numCountersMin is the fewest admission counters a cache gets, so that
+	// a tiny budget still has a working admission policy.
+	numCountersMin = 100
+	// ttlTickerSeconds is how often ristretto's expiry goroutine wakes
+	// (twice per period). No entry here has a TTL, so it has nothing to do:
+	// wake it rarely.
+	ttlTickerSeconds = 60
 )
 
 // Options configure a Cache. The zero value is valid: every zero field
@@ -83,7 +90,8 @@ type Options struct {
 	// included (SetPinned). Default MaxBytesDefault.
 	MaxBytes int64
 	// NumCounters is the number of ristretto's admission counters.
-	// Default 10 × MaxBytes / 4096 (ten per 4 KiB block that fits).
+	// Default 10 × MaxBytes / 4096 (ten per 4 KiB block that fits), and
+	// at least 100.
 	NumCounters int64
 	// BufferItems is ristretto's Get buffer size. Default 64.
 	BufferItems int64
@@ -118,7 +126,7 @@ func New(o *Options) (*Cache, error) {
 		opts.MaxBytes = MaxBytesDefault
 	}
 	if opts.NumCounters == 0 {
-		opts.NumCounters = max(countersPerItem*opts.MaxBytes/itemBytesTypical, 100)
+		opts.NumCounters = max(countersPerItem*opts.MaxBytes/itemBytesTypical, numCountersMin)
 	}
 	if opts.BufferItems == 0 {
 		opts.BufferItems = BufferItemsDefault
@@ -133,6 +141,18 @@ func New(o *Options) (*Cache, error) {
 		KeyToHash: func(k uint64) (uint64, uint64) { return k, 0 },
 		// Cost is the caller's byte count alone, so MaxBytes means bytes.
 		IgnoreInternalCost: true,
+		// Every Set passes its cost, so no Cost function is needed.
+		Cost: nil,
+		// Values are immutable copies owned by the garbage collector:
+		// nothing to release when one leaves the cache.
+		OnEvict:  nil,
+		OnReject: nil,
+		OnExit:   nil,
+		// A Set for a key already present replaces it: under one Key the
+		// value is the same block's copy, and under a colliding hash the
+		// newer entry wins (Get compares the full key either way).
+		ShouldUpdate:           nil,
+		TtlTickerDurationInSec: ttlTickerSeconds,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidOptions, err)
@@ -161,14 +181,15 @@ func (c *Cache) Set(k Key, v any, cost int64) bool {
 	return c.r.Set(k.hash(), entry{key: k, value: v}, cost)
 }
 
-// Del removes k's entry, if it is there.
+// Del removes k's entry, if it is there. It may also remove an entry
+// whose key hashes alike, which only costs that entry a later miss;
+// checking first with a Get would count a hit and raise the entry's
+// admission frequency.
 func (c *Cache) Del(k Key) {
 	if c == nil {
 		return
 	}
-	if e, ok := c.r.Get(k.hash()); ok && e.key == k {
-		c.r.Del(k.hash())
-	}
+	c.r.Del(k.hash())
 }
 
 // Wait blocks until every Set queued so far has been applied or dropped.
@@ -182,10 +203,12 @@ func (c *Cache) Wait() {
 // SetPinned charges n bytes held outside the cache (the pinned dirty pages)
 // to the budget: the cache itself may then hold MaxBytes − n, and never less
 // than a tenth of MaxBytes, so clean reads keep working under write load.
+// A negative n counts as 0: the cache never holds more than MaxBytes.
 func (c *Cache) SetPinned(n int64) {
 	if c == nil {
 		return
 	}
+	n = max(n, 0)
 	c.pinned.Store(n)
 	c.r.UpdateMaxCost(max(c.maxBytes-n, c.maxBytes/10))
 }

@@ -76,6 +76,11 @@ func TestCacheNilAndOptions(t *testing.T) {
 	if _, ok := c.Get(cache.Key{Block: 1}); ok {
 		t.Fatal("nil cache hit")
 	}
+	c.Del(cache.Key{Block: 1})
+	c.SetPinned(10)
+	if s := c.Stats(); s != (cache.Stats{}) {
+		t.Fatalf("nil cache stats %+v", s)
+	}
 	c.Wait()
 	c.Close()
 	if _, err := cache.New(&cache.Options{MaxBytes: -1}); !errors.Is(err, cache.ErrInvalidOptions) {
@@ -110,4 +115,27 @@ func TestCacheConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestCachePinnedNeverRaisesBudget checks that charging a negative number of
+// pinned bytes (a caller's accounting slip) does not let the cache grow past
+// MaxBytes, and that the charge reported is clamped to 0.
+func TestCachePinnedNeverRaisesBudget(t *testing.T) {
+	const budget = 64 * 4096
+	c, err := cache.New(&cache.Options{MaxBytes: budget})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetPinned(-budget)
+	for i := range 1000 {
+		c.Set(cache.Key{Kind: cache.KindData, Block: 4, Sum: uint64(i)}, i, 4096)
+		if i%50 == 49 {
+			c.Wait()
+		}
+	}
+	c.Wait()
+	if s := c.Stats(); s.Bytes > budget || s.PinnedBytes != 0 {
+		t.Fatalf("after a negative charge: %+v", s)
+	}
 }

@@ -244,6 +244,12 @@ func DecodeNode(b []byte) (Node, error) {
 	count := int(le.Uint16(b[8:]))
 	used := int(le.Uint32(b[12:]))
 	leaf := n.Kind == NodeLeaf
+	// The smallest entry of the node's kind bounds count by used, which
+	// bounds what decodeEntries allocates before it parses anything.
+	entryMin := nodeBranchEntryOverhead
+	if leaf {
+		entryMin = nodeLeafEntryOverhead
+	}
 	switch {
 	case n.Kind != NodeLeaf && n.Kind != NodeBranch:
 		return Node{}, Corruptf(where, ErrMalformed, "kind %d", n.Kind)
@@ -251,7 +257,7 @@ func DecodeNode(b []byte) (Node, error) {
 		return Node{}, Corruptf(where, ErrMalformed, "kind %d at level %d", n.Kind, n.Level)
 	case le.Uint16(b[10:]) != 0:
 		return Node{}, Corruptf(where, ErrMalformed, "reserved bytes set")
-	case count == 0 || used > NodeCapacity(len(b)) || count*nodeLeafEntryOverhead > used:
+	case count == 0 || used > NodeCapacity(len(b)) || count*entryMin > used:
 		return Node{}, Corruptf(where, ErrMalformed, "count %d, used %d", count, used)
 	}
 	if err := decodeEntries(&n, b[NodeHeaderSize:NodeHeaderSize+used], count, len(b)); err != nil {
