@@ -35,6 +35,20 @@ var (
 	// hold. Mappings are read from disk, so it wraps format.ErrCorrupt.
 	ErrBadMapping = fmt.Errorf("cowdb/cowio: malformed mapping: %w", format.ErrCorrupt)
 
+	// ErrUnaligned is returned by Inode.WriteAt for an offset or length
+	// that is not a multiple of the block size.
+	ErrUnaligned = errors.New("cowdb/cowio: unaligned write")
+
+	// ErrOutOfOrder is returned by Inode.Apply and Inode.TruncateBlocks for
+	// an LSN not above that of the inode's last committed change: commits
+	// of one inode must be applied in log order.
+	ErrOutOfOrder = errors.New("cowdb/cowio: committed change out of log order")
+
+	// ErrNotInFlight is returned by Inode.Commit and Inode.Apply for a
+	// remap that is not a write in flight on that inode (applied or
+	// aborted already, or another inode's).
+	ErrNotInFlight = errors.New("cowdb/cowio: remap not in flight")
+
 	// ErrBadExtentRecord is returned by DecodeExtentRecord for an encoding
 	// that is not a valid extent record. It wraps format.ErrCorrupt.
 	ErrBadExtentRecord = fmt.Errorf("cowdb/cowio: malformed extent record: %w", format.ErrCorrupt)

@@ -54,3 +54,48 @@ func Example() {
 	// extents: [[2,+1)] checksums: 1
 	// "copy-on-write " <nil>
 }
+
+// ExampleInode overwrites the middle block of a three-block blob: WriteAt
+// puts the new data in a new block and returns the Remap; the store logs
+// it and Commit applies it, returning the old block, which loses its
+// reference.
+func ExampleInode() {
+	f, err := vfs.NewMem().OpenFile("data", vfs.Create|vfs.Direct)
+	if err != nil {
+		panic(err)
+	}
+	defer f.Close()
+	w, err := cowio.NewWriter(f, 4096, &bumpSpace{next: 2}, nil)
+	if err != nil {
+		panic(err)
+	}
+	blob := make([]byte, 3*4096)
+	m, err := w.WriteNew(blob, format.NoBlock)
+	if err != nil {
+		panic(err)
+	}
+	ino, err := cowio.NewInode(w, 42, m, &cowio.InodeOptions{CowExtSize: 1})
+	if err != nil {
+		panic(err)
+	}
+	p := vfs.AlignedBuf(4096)
+	copy(p, "new middle")
+	r, err := ino.WriteAt(p, 4096)
+	if err != nil {
+		panic(err)
+	}
+	old, err := ino.Commit(r, func(r *cowio.Remap) (format.LSN, error) {
+		// The store appends a log record of r (data durable first) here
+		// and returns its LSN.
+		return 1, nil
+	})
+	fmt.Println("new:", cowio.Mapping{Entries: r.New}.Extents(), "old:", old, "err:", err)
+	fmt.Println("mapping:", ino.Mapping().Extents())
+	got := make([]byte, 10)
+	_, err = ino.ReadAt(int64(len(blob)), got, 4096)
+	fmt.Printf("%q %v\n", got, err)
+	// Output:
+	// new: [[5,+1)] old: [[3,+1)] err: <nil>
+	// mapping: [[2,+1) [5,+1) [4,+1)]
+	// "new middle" <nil>
+}

@@ -7,8 +7,13 @@ import (
 
 // Space is where a Writer gets the blocks it writes to. The store
 // implements it over its extents.Allocator, serializing calls under its own
-// lock; cowio calls it with no lock of its own held, possibly from several
-// goroutines at once, so an implementation must be safe for concurrent use.
+// lock; cowio calls it possibly from several goroutines at once, so an
+// implementation must be safe for concurrent use. Writer.WriteNew calls it
+// with no lock of its own held; Inode.WriteAt calls AllocStaging while
+// holding the inode's mapping lock (the lookup and the allocation of a
+// range are one critical section), so the Space's lock comes after every
+// Inode lock: a Space must never call into an Inode, and the store must not
+// call an Inode while holding the lock its Space takes.
 //
 // The blocks handed out are staging blocks (DESIGN §8): in memory only,
 // referenced by nothing until the store commits them when it logs the remap
