@@ -30,6 +30,10 @@ type Allocator struct {
 	pins     pinTable
 	durable  LSN // LSN of the last durable checkpoint
 	reused   LSN // highest free LSN whose blocks went back to the free set
+	// seals counts Seal calls; durableGen is the seal number of the last
+	// durable checkpoint. A free made after seal k is free in the image
+	// of seal k+1 at the earliest, so it waits for durableGen >= k+1.
+	seals, durableGen uint64
 
 	refs refmap
 

@@ -223,4 +223,18 @@ func BenchmarkLoad1TiB(b *testing.B) {
 			load(b, benchOpts, frag)
 		}
 	})
+	// As on a store past its second checkpoint: both copies valid, the
+	// other one older, which the loader decodes too.
+	for ag := range frag {
+		bm := format.NewAGBitmap(benchOpts.StoreID, uint32(ag), 0, g.BlocksPerAG)
+		for i := range g.HeaderBlocks() {
+			bm.SetAllocated(i, true)
+		}
+		frag[ag][1] = bm.Encode(g.BlockSize)
+	}
+	b.Run("fragmented-2copies", func(b *testing.B) {
+		for b.Loop() {
+			load(b, benchOpts, frag)
+		}
+	})
 }

@@ -7,16 +7,27 @@ import (
 )
 
 // busyExtent is a freed extent waiting to become allocatable, tagged with
-// the LSN of the operation that freed it.
+// the LSN of the operation that freed it (for reader pins) and the seal
+// number of the first checkpoint whose image shows it free (gen): the
+// checkpoint sealed next after the free, or the one FreeTo freed it into.
+// The checkpoint condition goes by gen rather than by LSN so that a free
+// made after a seal is never released by that checkpoint, whose image and
+// roots still hold the block, whatever LSN the caller gave it.
 type busyExtent struct {
 	ag       uint32
 	off, len uint32
 	lsn      LSN
+	gen      uint64
 }
 
-// busyQueue holds busy extents ordered by LSN, so release pops a prefix.
-// Frees arrive in LSN order except those FreeTo tags with a sealed
-// checkpoint's LSN, which are inserted in place.
+// before orders busy extents by gen, then LSN.
+func (b busyExtent) before(c busyExtent) bool {
+	return b.gen < c.gen || b.gen == c.gen && b.lsn < c.lsn
+}
+
+// busyQueue holds busy extents ordered by gen and LSN, so release pops a
+// prefix. Frees arrive in that order except those FreeTo tags with a
+// sealed checkpoint's gen and LSN, which are inserted in place.
 type busyQueue struct {
 	q    []busyExtent
 	head int
@@ -24,17 +35,20 @@ type busyQueue struct {
 
 func (b *busyQueue) push(e busyExtent) {
 	i := len(b.q)
-	if i > b.head && b.q[i-1].lsn > e.lsn {
-		i = b.head + sort.Search(len(b.q)-b.head, func(j int) bool { return b.q[b.head+j].lsn > e.lsn })
+	if i > b.head && e.before(b.q[i-1]) {
+		i = b.head + sort.Search(len(b.q)-b.head, func(j int) bool { return e.before(b.q[b.head+j]) })
 	}
 	b.q = append(b.q, busyExtent{})
 	copy(b.q[i+1:], b.q[i:])
 	b.q[i] = e
 }
 
-// popThrough removes and yields every extent freed at or before lsn.
-func (b *busyQueue) popThrough(lsn LSN, f func(busyExtent)) {
-	for b.head < len(b.q) && b.q[b.head].lsn <= lsn {
+// popThrough removes and yields the extents at the head of the queue
+// freed at or before lsn into a checkpoint with a seal number of at most
+// gen. It stops at the first that is not: every extent it yields meets
+// both conditions, whatever the order of the rest.
+func (b *busyQueue) popThrough(lsn LSN, gen uint64, f func(busyExtent)) {
+	for b.head < len(b.q) && b.q[b.head].lsn <= lsn && b.q[b.head].gen <= gen {
 		f(b.q[b.head])
 		b.head++
 	}
@@ -120,14 +134,15 @@ func (a *Allocator) Unpin(id PinID) error {
 	return nil
 }
 
-// releaseBusy makes allocatable every busy extent freed at or before both
-// the durable checkpoint's LSN and the oldest pin.
+// releaseBusy makes allocatable every busy extent free in the image of a
+// durable checkpoint and freed at or before both that checkpoint's LSN and
+// the oldest pin.
 func (a *Allocator) releaseBusy() {
 	limit := a.durable
 	if p, ok := a.pins.oldest(); ok && p < limit {
 		limit = p
 	}
-	a.busyList.popThrough(limit, func(b busyExtent) {
+	a.busyList.popThrough(limit, a.durableGen, func(b busyExtent) {
 		a.ags[b.ag].addFree(b.off, b.len)
 		a.updateMax(b.ag)
 		a.busy -= int64(b.len)
@@ -201,9 +216,10 @@ func (a *Allocator) committedExtent(e Extent) (ag, off uint32, err error) {
 
 // Free frees committed, unshared extent e (every block count 1) by the
 // operation at lsn: the blocks become busy, free in the image of the next
-// checkpoint sealed at or after lsn, allocatable once such a checkpoint is
-// durable and no pin older than lsn remains. ErrWrongState if a block is
-// not committed or is shared (use Dec for shared blocks).
+// checkpoint sealed, and allocatable once that (or a later) checkpoint is
+// durable with lsn at or before its LSN and no pin older than lsn remains.
+// ErrWrongState if a block is not committed or is shared (use Dec for
+// shared blocks).
 func (a *Allocator) Free(e Extent, lsn LSN) error {
 	ag, off, err := a.committedExtent(e)
 	if err != nil {
@@ -214,16 +230,17 @@ func (a *Allocator) Free(e Extent, lsn LSN) error {
 	}
 	a.touch(ag)
 	a.dirty[ag] = true
-	a.makeBusy(ag, off, uint32(e.Len), lsn)
+	a.makeBusy(ag, off, uint32(e.Len), lsn, a.seals+1)
 	return nil
 }
 
-// makeBusy moves committed blocks to the busy queue.
-func (a *Allocator) makeBusy(ag, off, n uint32, lsn LSN) {
+// makeBusy moves committed blocks to the busy queue; gen is the seal
+// number of the first checkpoint whose image shows them free.
+func (a *Allocator) makeBusy(ag, off, n uint32, lsn LSN, gen uint64) {
 	clearRange(a.ags[ag].committed, off, n)
 	a.committed -= int64(n)
 	a.busy += int64(n)
-	a.busyList.push(busyExtent{ag: ag, off: off, len: n, lsn: lsn})
+	a.busyList.push(busyExtent{ag: ag, off: off, len: n, lsn: lsn, gen: gen})
 }
 
 // BusyExtents yields the busy extents with the LSN that freed them, oldest

@@ -32,6 +32,7 @@ type Checkpoint struct {
 	// ones).
 	recsCopied bool
 	frozen     bool
+	gen        uint64         // seal number (Allocator.seals)
 	slots      map[uint32]int // slot each written AG goes to
 }
 
@@ -58,8 +59,9 @@ func (a *Allocator) Seal(epoch Epoch, lsn LSN) (*Checkpoint, error) {
 	case lsn < a.durable:
 		return nil, fmt.Errorf("%w: sealing LSN %d before durable %d", ErrInvalid, lsn, a.durable)
 	}
+	a.seals++
 	cp := &Checkpoint{
-		Epoch: epoch, LSN: lsn, AGCount: a.geo.AGCount,
+		Epoch: epoch, LSN: lsn, AGCount: a.geo.AGCount, gen: a.seals,
 		storeID: a.opts.StoreID, geo: a.geo,
 		images: make(map[uint32][]uint64), dirty: make(map[uint32]bool),
 		slots: make(map[uint32]int),
@@ -152,8 +154,10 @@ func (a *Allocator) CommitTo(cp *Checkpoint, e Extent) error {
 // FreeTo frees committed extent e, unshared both now and at the seal, as
 // part of checkpoint cp: the blocks are free in cp's image (cp no longer
 // reaches them, e.g. the previous copy of a tree the checkpoint rewrote)
-// and busy, tagged with cp's LSN, until cp is durable. ErrCheckpoint after
-// Freeze.
+// and busy, tagged with cp's LSN, until cp is durable. The blocks must be
+// held by cp's image (committed before the seal, or by CommitTo):
+// ErrWrongState for blocks committed after the seal, which newer versions
+// may reach. ErrCheckpoint after Freeze.
 func (a *Allocator) FreeTo(cp *Checkpoint, e Extent) error {
 	if err := a.openCheckpoint(cp); err != nil || cp.frozen {
 		return ErrCheckpoint
@@ -168,8 +172,12 @@ func (a *Allocator) FreeTo(cp *Checkpoint, e Extent) error {
 	if ag >= cp.AGCount {
 		return fmt.Errorf("%w: %v beyond checkpoint's %d AGs", ErrInvalid, e, cp.AGCount)
 	}
+	// Without an image of its own, the AG has not changed since the seal.
+	if img, ok := cp.images[ag]; ok && !allSet(img, off, uint32(e.Len)) {
+		return fmt.Errorf("%w: %v was committed after the seal", ErrWrongState, e)
+	}
 	a.touch(ag)
-	a.makeBusy(ag, off, uint32(e.Len), cp.LSN)
+	a.makeBusy(ag, off, uint32(e.Len), cp.LSN, cp.gen)
 	a.markCheckpointDirty(cp, ag)
 	clearRange(cp.images[ag], off, uint32(e.Len))
 	return nil
@@ -240,9 +248,10 @@ func (cp *Checkpoint) Records() iter.Seq[Record] {
 }
 
 // CheckpointDurable records that cp's superblock is durable: the AG images
-// it wrote become the newest copies, and busy blocks freed at or before
-// cp.LSN become allocatable unless a reader pinned at an older version can
-// still see them.
+// it wrote become the newest copies, and busy blocks freed before the seal
+// (or by FreeTo into cp), at or before cp.LSN, become allocatable unless a
+// reader pinned at an older version can still see them. Blocks freed after
+// the seal stay busy until a later checkpoint is durable.
 func (a *Allocator) CheckpointDurable(cp *Checkpoint) error {
 	if err := a.openCheckpoint(cp); err != nil {
 		return err
@@ -251,6 +260,7 @@ func (a *Allocator) CheckpointDurable(cp *Checkpoint) error {
 		a.ags[ag].newest = int8(cp.slots[ag])
 	}
 	a.durable = max(a.durable, cp.LSN)
+	a.durableGen = max(a.durableGen, cp.gen)
 	a.cp = nil
 	a.releaseBusy()
 	return nil
@@ -258,6 +268,9 @@ func (a *Allocator) CheckpointDurable(cp *Checkpoint) error {
 
 // AbortCheckpoint gives up cp (its I/O failed): its AGs and records are
 // dirty again, so the next checkpoint writes them, and nothing is released.
+// What cp's CommitTo and FreeTo did stands in the live state: the blocks
+// it committed stay committed, and those it freed stay busy until a later
+// checkpoint is durable, so the store must not point at them again.
 func (a *Allocator) AbortCheckpoint(cp *Checkpoint) error {
 	if err := a.openCheckpoint(cp); err != nil {
 		return err

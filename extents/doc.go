@@ -32,9 +32,14 @@
 // checkpoint is durable (CheckpointDurable), because until then recovery
 // reads the previous checkpoint, whose nodes may still point at it; and not
 // while a reader pinned at a version older than the free (Pin) can still
-// see it. So a busy block freed at LSN f becomes free once f <= the durable
-// checkpoint's LSN and f <= every pinned version. Conversely the previous
-// checkpoint's image still shows it allocated, which is what recovery needs.
+// see it. So a busy block freed at LSN f becomes free once a checkpoint
+// sealed after the free (or that freed it with FreeTo) is durable, f <= that
+// checkpoint's LSN, and f <= every pinned version. The first condition is
+// kept apart from the LSN: a free made after a seal is held in that
+// checkpoint's image, so that checkpoint never releases it, even if the
+// caller tags it with an LSN the checkpoint covers. Conversely the previous
+// checkpoint's image still shows the block allocated, which is what
+// recovery needs.
 //
 // # Checkpoints
 //
@@ -47,6 +52,13 @@
 // dirty AG bitmaps, each addressed to its AG's older copy; the store writes
 // them, makes the superblock durable, and calls CheckpointDurable, or
 // AbortCheckpoint if the checkpoint failed.
+//
+// After a crash, a Loader rebuilds the Allocator from each AG's newest
+// copy not above the superblock's epoch. An AG whose other copy is not a
+// valid older one (torn, never written, or written by a checkpoint that
+// never became durable) is dirty, so the next checkpoint, which reuses the
+// abandoned one's epoch, overwrites it before it could be taken for the
+// newest.
 //
 // # Reference counts
 //

@@ -38,8 +38,8 @@ var (
 	ErrTooMany = errors.New("cowdb/extents: too many pins or reservations")
 
 	// ErrCheckpoint is returned by Seal while another checkpoint is sealed
-	// and not yet durable or aborted, and by CommitTo, FreeTo, Images,
+	// and not yet durable or aborted; by CommitTo, FreeTo, Freeze,
 	// CheckpointDurable and AbortCheckpoint for a checkpoint that is not
-	// the open one.
+	// the open one; and by CommitTo and FreeTo after Freeze.
 	ErrCheckpoint = errors.New("cowdb/extents: no such open checkpoint")
 )

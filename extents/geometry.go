@@ -62,7 +62,7 @@ const (
 // zero field means its default.
 type Options struct {
 	// StoreID is stamped into every AG bitmap image and checked on load.
-	// Required (non-zero) for Images and Loader; 0 means unset.
+	// Required (non-zero) for Seal and NewLoader; 0 means unset.
 	StoreID uint64
 	// BlockSize is the block size in bytes, a power of two >= 512. 0 means
 	// BlockSizeDefault.

@@ -30,6 +30,8 @@ func (m *model) seal(t *rapid.T, a *extents.Allocator) {
 		t.Fatal(err)
 	}
 	m.cp = cp
+	m.seals++
+	m.cpGen = m.seals
 	n := m.cpBlocks()
 	m.cpCommit = make([]bool, n)
 	m.cpCnt = slices.Clone(m.cnt[:n])
@@ -63,11 +65,11 @@ func (m *model) freeTo(t *rapid.T, a *extents.Allocator) {
 	e := m.pickExtent(t)
 	valid := m.all(e, extents.StateCommitted) && m.unshared(e) && m.inCheckpoint(e)
 	for b := e.Start; valid && b < e.End(); b++ {
-		valid = m.cpCnt[b] <= 1 // unshared at the seal too
+		valid = m.cpCnt[b] <= 1 && m.cpCommit[b] // held by the seal, unshared
 	}
 	if wantErr(t, fmt.Sprintf("freeTo %v", e), valid, a.FreeTo(m.cp, e)) {
 		for b := e.Start; b < e.End(); b++ {
-			m.st[b], m.cnt[b], m.freedAt[b] = extents.StateBusy, 0, m.cp.LSN
+			m.makeBusy(b, m.cp.LSN, m.cpGen)
 			m.cpCommit[b] = false
 		}
 	}
@@ -84,15 +86,7 @@ func (m *model) finishCheckpoint(t *rapid.T, a *extents.Allocator, durable bool)
 	if err := a.Freeze(cp); err != nil {
 		t.Fatal(err)
 	}
-	for img := range cp.Images() {
-		if img.Block != m.geo.BitmapCopy(img.AG, img.Slot) || len(img.Data) != int(m.geo.BitmapBlocks)*m.geo.BlockSize {
-			t.Fatalf("image of AG %d slot %d at block %d, %d bytes", img.AG, img.Slot, img.Block, len(img.Data))
-		}
-		if m.disk[img.AG] == nil {
-			m.disk[img.AG] = new([2][]byte)
-		}
-		m.disk[img.AG][img.Slot] = img.Data
-	}
+	written := m.writeImages(t, cp, func(extents.AGImage) int { return writeWhole })
 	m.cp = nil
 	if !durable {
 		if err := a.AbortCheckpoint(cp); err != nil {
@@ -104,7 +98,10 @@ func (m *model) finishCheckpoint(t *rapid.T, a *extents.Allocator, durable bool)
 	if err := a.CheckpointDurable(cp); err != nil {
 		t.Fatal(err)
 	}
-	m.epoch, m.durable = cp.Epoch, cp.LSN
+	for ag, slot := range written {
+		m.durSlot[ag] = slot
+	}
+	m.epoch, m.durable, m.durGen = cp.Epoch, cp.LSN, m.cpGen
 	if cp.RecordsChanged {
 		m.diskRecs = slices.Collect(cp.Records())
 	}
@@ -114,21 +111,104 @@ func (m *model) finishCheckpoint(t *rapid.T, a *extents.Allocator, durable bool)
 	m.loadAndCompare(t)
 }
 
+// How writeImages treats one image: as a crash may leave it.
+const (
+	writeWhole = iota
+	writeTorn  // a damaged copy: fails its checksum
+	writeNone  // never reached the disk
+)
+
+// writeImages writes cp's images to the simulated disk, each as how says,
+// after checking each goes to the slot not holding its AG's newest durable
+// copy. It returns the slot of every image.
+func (m *model) writeImages(t *rapid.T, cp *extents.Checkpoint, how func(extents.AGImage) int) map[uint32]int {
+	written := map[uint32]int{}
+	for img := range cp.Images() {
+		if img.Block != m.geo.BitmapCopy(img.AG, img.Slot) || len(img.Data) != int(m.geo.BitmapBlocks)*m.geo.BlockSize {
+			t.Fatalf("image of AG %d slot %d at block %d, %d bytes", img.AG, img.Slot, img.Block, len(img.Data))
+		}
+		if slot, ok := m.durSlot[img.AG]; ok && slot == img.Slot {
+			t.Fatalf("image of AG %d addressed to slot %d, which holds its newest durable copy", img.AG, img.Slot)
+		}
+		written[img.AG] = img.Slot
+		if m.disk[img.AG] == nil {
+			m.disk[img.AG], m.diskEpoch[img.AG] = new([2][]byte), new([2]extents.Epoch)
+		}
+		switch how(img) {
+		case writeWhole:
+			m.disk[img.AG][img.Slot], m.diskEpoch[img.AG][img.Slot] = img.Data, cp.Epoch
+		case writeTorn:
+			torn := slices.Clone(img.Data)
+			torn[len(torn)/2] ^= 0x5a
+			m.disk[img.AG][img.Slot], m.diskEpoch[img.AG][img.Slot] = torn, 0
+		}
+	}
+	return written
+}
+
+// crash simulates a crash at any point: the open checkpoint, if any, gets
+// some of its images written whole, some torn, some not at all, and its
+// superblock never becomes durable; the allocator is then recovered from
+// the simulated disk and the model reset to the durable checkpoint.
+func (m *model) crash(t *rapid.T, a *extents.Allocator) *extents.Allocator {
+	if m.epoch == 0 {
+		t.Skip("nothing durable to recover")
+	}
+	if cp := m.cp; cp != nil {
+		if err := a.Freeze(cp); err != nil {
+			t.Fatal(err)
+		}
+		m.writeImages(t, cp, func(img extents.AGImage) int {
+			return rapid.IntRange(writeWhole, writeNone).Draw(t, fmt.Sprintf("write AG %d", img.AG))
+		})
+		m.cp = nil
+	}
+	b := m.loadAndCompare(t)
+	n := len(m.persisted)
+	m.geo = b.Geometry()
+	m.st, m.cnt, m.freedAt, m.freedGen = m.st[:n], m.cnt[:n], m.freedAt[:n], m.freedGen[:n]
+	m.seals, m.durGen = 0, 0 // the recovered allocator counts seals afresh
+	for i := range n {
+		switch {
+		case m.st[i] == extents.StateHeader:
+		case m.persisted[i]:
+			m.st[i], m.cnt[i] = extents.StateCommitted, m.persistedCnt[i]
+		default:
+			m.st[i], m.cnt[i] = extents.StateFree, 0
+		}
+	}
+	clear(m.pins)
+	clear(m.res)
+	m.reused = m.durable
+	return b
+}
+
 // loadAndCompare loads the simulated disk as of the durable checkpoint into
 // a fresh Allocator and requires exactly the committed set and counts of
-// that checkpoint's seal, with every other data block free.
-func (m *model) loadAndCompare(t *rapid.T) {
+// that checkpoint's seal, with every other data block free, each AG loaded
+// from its newest durable copy, and dirty exactly the AGs whose other copy
+// is not a valid older one (never written, torn, or left by a checkpoint
+// that never became durable). It returns the loaded Allocator.
+func (m *model) loadAndCompare(t *rapid.T) *extents.Allocator {
 	if m.epoch == 0 {
-		return // nothing durable yet
+		return nil // nothing durable yet
 	}
 	nAG := uint32((uint64(len(m.persisted)) - uint64(m.geo.AGStart)) / uint64(m.geo.BlocksPerAG))
 	l, err := extents.NewLoader(&m.opts, nAG, m.epoch)
 	if err != nil {
 		t.Fatal(err)
 	}
+	var dirty int64
 	for ag := range nAG {
-		if _, err := l.LoadAG(ag, *m.disk[ag]); err != nil {
+		slot, err := l.LoadAG(ag, *m.disk[ag])
+		if err != nil {
 			t.Fatalf("load AG %d: %v", ag, err)
+		}
+		if slot != m.durSlot[ag] {
+			t.Fatalf("AG %d loaded from slot %d, newest durable copy in %d", ag, slot, m.durSlot[ag])
+		}
+		if e := m.diskEpoch[ag][1-slot]; e == 0 || e > m.epoch {
+			dirty++
 		}
 	}
 	for _, r := range m.diskRecs {
@@ -143,7 +223,7 @@ func (m *model) loadAndCompare(t *rapid.T) {
 	for b := range m.persisted {
 		st := b2.State(extents.Block(b))
 		switch {
-		case m.st[b] == extents.StateHeader && b < len(m.persisted):
+		case m.st[b] == extents.StateHeader:
 			if st != extents.StateHeader {
 				t.Fatalf("loaded header block %d: state %d", b, st)
 			}
@@ -157,7 +237,11 @@ func (m *model) loadAndCompare(t *rapid.T) {
 			}
 		}
 	}
-	if s := b2.Stats(); s.BusyBlocks != 0 || s.StagingBlocks != 0 || s.DirtyAGs != 0 {
-		t.Fatalf("loaded stats %+v", s)
+	if s := b2.Stats(); s.BusyBlocks != 0 || s.StagingBlocks != 0 || s.DirtyAGs != dirty {
+		t.Fatalf("loaded stats %+v, want %d dirty AGs", s, dirty)
 	}
+	if err := b2.CheckInvariants(); err != nil {
+		t.Fatal(err)
+	}
+	return b2
 }

@@ -22,6 +22,10 @@ type model struct {
 	st       []mstate
 	cnt      []uint32
 	freedAt  []extents.LSN
+	freedGen []uint64 // seal number of the first checkpoint showing it free
+	seals    uint64   // successful Seal calls (since the last crash)
+	cpGen    uint64   // seal number of the open checkpoint
+	durGen   uint64   // seal number of the last durable checkpoint
 	lsn      extents.LSN
 	durable  extents.LSN
 	pins     map[extents.PinID]extents.LSN
@@ -31,7 +35,11 @@ type model struct {
 	storeID  uint64
 	opts     extents.Options
 	disk     map[uint32]*[2][]byte // AG bitmap copies written so far
-	diskRecs []extents.Record      // refcount records of the durable checkpoint
+	// diskEpoch is the epoch of each copy on disk, 0 if never written or
+	// torn; durSlot is the slot of each AG's newest durable copy.
+	diskEpoch map[uint32]*[2]extents.Epoch
+	durSlot   map[uint32]int
+	diskRecs  []extents.Record // refcount records of the durable checkpoint
 	// The open checkpoint and what it must persist.
 	cp       *extents.Checkpoint
 	cpCommit []bool   // per block: committed in the sealed image
@@ -46,7 +54,8 @@ func newModel(a *extents.Allocator, opts extents.Options) *model {
 	m := &model{
 		geo: a.Geometry(), refMax: opts.RefcountMax, opts: opts, storeID: opts.StoreID,
 		pins: map[extents.PinID]extents.LSN{}, res: map[extents.ReservationID]uint64{},
-		disk: map[uint32]*[2][]byte{},
+		disk: map[uint32]*[2][]byte{}, diskEpoch: map[uint32]*[2]extents.Epoch{},
+		durSlot: map[uint32]int{},
 	}
 	m.grow()
 	return m
@@ -62,6 +71,7 @@ func (m *model) grow() {
 		m.st = append(m.st, s)
 		m.cnt = append(m.cnt, 0)
 		m.freedAt = append(m.freedAt, 0)
+		m.freedGen = append(m.freedGen, 0)
 	}
 }
 
@@ -96,26 +106,36 @@ func (m *model) all(e extents.Extent, s mstate) bool {
 
 // longestRun returns the longest run of free blocks.
 func (m *model) longestRun() uint64 {
-	var best, run uint64
-	for _, s := range m.st {
-		if s == extents.StateFree {
-			run++
-			best = max(best, run)
-		} else {
-			run = 0
-		}
-	}
+	best, _ := m.freeRuns()
 	return best
 }
 
-// release frees busy blocks that no durable checkpoint or pin holds back.
+// freeRuns returns the longest run of free blocks and the number of runs.
+func (m *model) freeRuns() (longest uint64, runs int64) {
+	var run uint64
+	for _, s := range m.st {
+		if s != extents.StateFree {
+			run = 0
+			continue
+		}
+		if run++; run == 1 {
+			runs++
+		}
+		longest = max(longest, run)
+	}
+	return longest, runs
+}
+
+// release frees busy blocks that no durable checkpoint or pin holds back:
+// free in a durable checkpoint's image, freed at or before its LSN and
+// every pin.
 func (m *model) release() {
 	limit := m.durable
 	for _, p := range m.pins {
 		limit = min(limit, p)
 	}
 	for b, s := range m.st {
-		if s == extents.StateBusy && m.freedAt[b] <= limit {
+		if s == extents.StateBusy && m.freedAt[b] <= limit && m.freedGen[b] <= m.durGen {
 			m.st[b] = extents.StateFree
 			m.reused = max(m.reused, m.freedAt[b])
 		}
@@ -203,8 +223,17 @@ func (m *model) check(t *rapid.T, a *extents.Allocator) {
 	if s.TotalBlocks != int64(len(m.st)) || s.FreeBlocks != m.count(extents.StateFree) ||
 		s.BusyBlocks != m.count(extents.StateBusy) || s.StagingBlocks != m.count(extents.StateStaging) ||
 		s.CommittedBlocks != m.count(extents.StateCommitted) || s.HeaderBlocks != m.count(extents.StateHeader) ||
-		s.ReservedBlocks != m.reserved() || s.LargestFree != int64(m.longestRun()) {
+		s.ReservedBlocks != m.reserved() || s.LargestFree != int64(m.longestRun()) || s.Pins != int64(len(m.pins)) {
 		t.Fatalf("stats %+v disagree with the model", s)
+	}
+	wantFrag := 0.0
+	if longest, runs := m.freeRuns(); s.FreeExtents != runs {
+		t.Fatalf("%d free extents, model %d", s.FreeExtents, runs)
+	} else if s.FreeBlocks > 0 {
+		wantFrag = 1 - float64(longest)/float64(s.FreeBlocks)
+	}
+	if s.Fragmentation != wantFrag {
+		t.Fatalf("fragmentation %v, model %v", s.Fragmentation, wantFrag)
 	}
 	var shared int64
 	for b, c := range m.cnt {
@@ -259,7 +288,7 @@ func TestAllocatorModel(t *testing.T) {
 		setFlag(t, "rapid.checks", "20000")
 		setFlag(t, "rapid.steps", "200")
 	} else if f := flag.Lookup("rapid.checks"); f != nil && f.Value.String() == "100" {
-		setFlag(t, "rapid.checks", "1000") // rapid's default is too few
+		setFlag(t, "rapid.checks", "5000") // rapid's default is too few for rare sequences
 	}
 	rapid.Check(t, func(t *rapid.T) {
 		opts := testOptions(t)
@@ -285,8 +314,11 @@ func setFlag(t *testing.T, name, value string) {
 	t.Cleanup(func() { f.Value.Set(old) })
 }
 
+// actions returns the model's steps. The crash step replaces a with the
+// allocator recovered from the simulated disk; every step sees the new one.
 func (m *model) actions(a *extents.Allocator) map[string]func(*rapid.T) {
 	return map[string]func(*rapid.T){
+		"crash":          func(t *rapid.T) { a = m.crash(t, a) },
 		"":               func(t *rapid.T) { m.check(t, a) },
 		"alloc":          func(t *rapid.T) { m.alloc(t, a) },
 		"allocExtents":   func(t *rapid.T) { m.allocExtents(t, a) },
@@ -454,13 +486,28 @@ func (m *model) unshared(e extents.Extent) bool {
 	return true
 }
 
+// nextLSN returns the LSN of a new freeing operation: usually the next
+// one, sometimes the current one again, which may be the LSN of the last
+// sealed checkpoint (a free made after the seal must still wait for the
+// next checkpoint).
+func (m *model) nextLSN(t *rapid.T) extents.LSN {
+	if m.lsn == 0 || rapid.IntRange(0, 3).Draw(t, "sameLSN") > 0 {
+		m.lsn++
+	}
+	return m.lsn
+}
+
+func (m *model) makeBusy(b extents.Block, lsn extents.LSN, gen uint64) {
+	m.st[b], m.cnt[b], m.freedAt[b], m.freedGen[b] = extents.StateBusy, 0, lsn, gen
+}
+
 func (m *model) free(t *rapid.T, a *extents.Allocator) {
 	e := m.pickExtent(t)
-	m.lsn++
+	lsn := m.nextLSN(t)
 	valid := m.all(e, extents.StateCommitted) && m.unshared(e)
-	if wantErr(t, fmt.Sprintf("free %v", e), valid, a.Free(e, m.lsn)) {
+	if wantErr(t, fmt.Sprintf("free %v", e), valid, a.Free(e, lsn)) {
 		for b := e.Start; b < e.End(); b++ {
-			m.st[b], m.cnt[b], m.freedAt[b] = extents.StateBusy, 0, m.lsn
+			m.makeBusy(b, lsn, m.seals+1)
 		}
 	}
 }
@@ -478,13 +525,13 @@ func (m *model) inc(t *rapid.T, a *extents.Allocator) {
 
 func (m *model) dec(t *rapid.T, a *extents.Allocator) {
 	e := m.pickExtent(t)
-	m.lsn++
-	if wantErr(t, fmt.Sprintf("dec %v", e), m.all(e, extents.StateCommitted), a.Dec(e, m.lsn)) {
+	lsn := m.nextLSN(t)
+	if wantErr(t, fmt.Sprintf("dec %v", e), m.all(e, extents.StateCommitted), a.Dec(e, lsn)) {
 		for b := e.Start; b < e.End(); b++ {
 			switch m.cnt[b] {
 			case m.refMax:
 			case 1:
-				m.st[b], m.cnt[b], m.freedAt[b] = extents.StateBusy, 0, m.lsn
+				m.makeBusy(b, lsn, m.seals+1)
 			default:
 				m.cnt[b]--
 			}

@@ -202,7 +202,7 @@ func (a *Allocator) Dec(e Extent, lsn LSN) error {
 	}
 	first := a.geo.AGFirst(ag)
 	for _, f := range freed {
-		a.makeBusy(ag, uint32(f.Start-first), uint32(f.Len), lsn)
+		a.makeBusy(ag, uint32(f.Start-first), uint32(f.Len), lsn, a.seals+1)
 	}
 	return nil
 }
