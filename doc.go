@@ -17,7 +17,11 @@
 // and wal; those use extents, cache, vfs and internal/format; imports never
 // point upwards.
 //
-// Status: the storage layers (vfs, internal/format, wal, extents, btree,
-// cache) are being built first; the DB type and its API follow. The API
+// Status: the key-value API works end to end: Open (create, lock, recover),
+// Close, Put, Get, Delete, Update and View transactions, Scan and Prefix,
+// Sync, Checkpoint and Stats, with values of any size up to MaxValueSize
+// (small ones inline in the namespace tree, larger ones in extents written
+// through cowio), group commit under SyncAlways, background checkpoints and
+// log recycling. Blobs, snapshots, Clone, Diff and Check follow; the API
 // described in DESIGN.md §13 is the contract.
 package cowdb

@@ -102,6 +102,12 @@ type Options struct {
 
 	// DirectIO says whether to use O_DIRECT. Default DirectIOAuto.
 	DirectIO DirectIOMode
+
+	// WALSegmentSize is the size of each write-ahead log segment file, in
+	// bytes, a multiple of 4096 of at least minWALSegmentSize. Segments are
+	// preallocated and recycled. Default 0: the wal package's default
+	// (64 MiB). Tests use small segments.
+	WALSegmentSize int64
 }
 
 // Defaults and bounds of Options.
@@ -117,6 +123,7 @@ const (
 	maxInline                 = 1024
 	defaultCheckpointInterval = 30 * time.Second
 	defaultCheckpointWALSize  = 64 << 20
+	minWALSegmentSize         = 256 << 10
 )
 
 // ErrInvalidOptions is returned by Open when an Options field is out of its

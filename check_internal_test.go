@@ -1,0 +1,168 @@
+package cowdb
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"slices"
+
+	"github.com/cowdb/cowdb/btree"
+	"github.com/cowdb/cowdb/cowio"
+	"github.com/cowdb/cowdb/extents"
+	"github.com/cowdb/cowdb/internal/format"
+	"github.com/cowdb/cowdb/vfs"
+)
+
+// checkPersisted verifies the DESIGN §6 invariant on the store in dir as
+// its files hold it now: the allocation persisted by the newest valid
+// checkpoint (its AG bitmap copies) is exactly the set of blocks reachable
+// from that checkpoint's roots (catalog, every namespace root it names,
+// their extent records' data, the refcount tree), header blocks aside.
+// It also checks every tree's structure. It is the seed of DB.Check.
+func checkPersisted(fs vfs.FS, dir string) error {
+	f, err := fs.OpenFile(path.Join(dir, dataName), 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	read := func(b format.Block, p []byte, bs int) error {
+		_, err := f.ReadAt(p, int64(b)*int64(bs))
+		return err
+	}
+	buf := make([]byte, 2*format.BlockSizeMax)
+	if n, _ := f.ReadAt(buf, 0); n < 2*4096 {
+		return fmt.Errorf("short data file")
+	}
+	sb, _, err := format.PickSuperblock([2][]byte{buf[:4096], buf[4096:8192]})
+	if err != nil {
+		return err
+	}
+	bs := int(sb.BlockSize)
+	geo := extents.Geometry{BlockSize: bs, BlocksPerAG: sb.BlocksPerAG, AGCount: sb.AGCount, AGStart: sb.AGStart,
+		BitmapBlocks: uint32(format.AGBitmapBlocks(sb.BlocksPerAG, bs))}
+	allocated := map[format.Block]bool{}
+	for ag := range sb.AGCount {
+		var copies [2][]byte
+		for slot := range 2 {
+			copies[slot] = make([]byte, int(geo.BitmapBlocks)*bs)
+			if err := read(geo.BitmapCopy(ag, slot), copies[slot], bs); err != nil {
+				return err
+			}
+		}
+		bm, _, err := format.PickAGBitmap(copies, sb.Epoch, sb.StoreID, ag)
+		if err != nil {
+			return err
+		}
+		for i := range bm.NBits {
+			b := geo.AGFirst(ag) + format.Block(i)
+			if i < geo.HeaderBlocks() {
+				if !bm.Allocated(i) {
+					return fmt.Errorf("header block %d free in its bitmap", b)
+				}
+				continue
+			}
+			if bm.Allocated(i) {
+				allocated[b] = true
+			}
+		}
+	}
+	reach, err := reachable(sb, func(b format.Block, p []byte) error { return read(b, p, bs) })
+	if err != nil {
+		return err
+	}
+	var leaked, lost []format.Block
+	for b := range allocated {
+		if !reach[b] {
+			leaked = append(leaked, b)
+		}
+	}
+	for b := range reach {
+		if !allocated[b] {
+			lost = append(lost, b)
+		}
+	}
+	if len(leaked)+len(lost) > 0 {
+		slices.Sort(leaked)
+		slices.Sort(lost)
+		return fmt.Errorf("epoch %d: allocated but unreachable %v; reachable but free %v", sb.Epoch, leaked, lost)
+	}
+	return nil
+}
+
+// reachable returns every block reachable from sb's roots.
+func reachable(sb format.Superblock, read func(format.Block, []byte) error) (map[format.Block]bool, error) {
+	st := &readOnlyStore{read: read}
+	forest, err := btree.New(btree.Options{Store: st, BlockSize: int(sb.BlockSize)})
+	if err != nil {
+		return nil, err
+	}
+	reach := map[format.Block]bool{}
+	walk := func(t *btree.Tree, leaf func(k, v []byte) error) error {
+		if err := t.Verify(); err != nil {
+			return err
+		}
+		return t.Walk(func(n btree.NodeInfo) (bool, error) {
+			if reach[n.Ref.Block] {
+				return false, nil
+			}
+			reach[n.Ref.Block] = true
+			if len(n.Children) == 0 && leaf != nil {
+				for i := range n.Keys {
+					if err := leaf(n.Keys[i], n.Values[i]); err != nil {
+						return false, err
+					}
+				}
+			}
+			return true, nil
+		})
+	}
+	nsLeaf := func(k, v []byte) error {
+		if _, _, ok := format.ParseExtentKey(k); !ok {
+			return nil
+		}
+		r, err := cowio.DecodeExtentRecord(v)
+		if err != nil {
+			return err
+		}
+		for i := range r.Len {
+			reach[r.Start+format.Block(i)] = true
+		}
+		return nil
+	}
+	var roots []format.Ref
+	catalog := forest.Open(kindCatalog, sb.CatalogRoot)
+	if err := walk(catalog, func(k, v []byte) error {
+		_, r, err := decodeRootRecord(v)
+		roots = append(roots, r)
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("catalog: %w", err)
+	}
+	for _, r := range roots {
+		if err := walk(forest.Open(kindNamespace, r), nsLeaf); err != nil {
+			return nil, fmt.Errorf("namespace root %d: %w", r.Block, err)
+		}
+	}
+	if err := walk(forest.Open(kindRefcount, sb.RefcountRoot), nil); err != nil {
+		return nil, fmt.Errorf("refcount tree: %w", err)
+	}
+	return reach, nil
+}
+
+// readOnlyStore is a btree.BlockStore that only reads.
+type readOnlyStore struct {
+	read func(format.Block, []byte) error
+}
+
+var errReadOnlyStore = errors.New("read-only store")
+
+func (s *readOnlyStore) ReadNode(b format.Block, buf []byte) error { return s.read(b, buf) }
+func (s *readOnlyStore) AllocNode() (format.Block, error)          { return 0, errReadOnlyStore }
+func (s *readOnlyStore) WriteNode(format.Block, []byte) error      { return errReadOnlyStore }
+func (s *readOnlyStore) NodeCount(format.Block) (uint64, error)    { return 1, nil }
+func (s *readOnlyStore) IncNode(format.Block) error                { return errReadOnlyStore }
+func (s *readOnlyStore) DecNode(format.Block) (uint64, error)      { return 0, errReadOnlyStore }
+func (s *readOnlyStore) FreeNode(format.Block) error               { return errReadOnlyStore }
+func (s *readOnlyStore) AdjustValue(btree.TreeKind, []byte, []byte, int) error {
+	return errReadOnlyStore
+}

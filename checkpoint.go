@@ -1,0 +1,309 @@
+package cowdb
+
+import (
+	"bytes"
+	"cmp"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/cowdb/cowdb/extents"
+	"github.com/cowdb/cowdb/internal/format"
+	"github.com/cowdb/cowdb/vfs"
+)
+
+// Checkpoint writes a checkpoint now (DESIGN §6): everything logged so far
+// becomes durable in the data file and the log before it is recycled.
+// Commits go on while its I/O runs. It returns nil at once when nothing
+// changed since the last checkpoint.
+func (db *DB) Checkpoint() error {
+	if db.closed.Load() {
+		return ErrClosed
+	}
+	if db.opts.ReadOnly {
+		return ErrReadOnly
+	}
+	return db.checkpoint()
+}
+
+// cpPlan is a sealed checkpoint: what its I/O writes.
+type cpPlan struct {
+	cp    *extents.Checkpoint
+	nodes []nodeWrite
+	sb    format.Superblock
+}
+
+// checkpoint seals the state under db.mu, does the I/O without it, then
+// records the checkpoint durable. One runs at a time (db.cpMu).
+func (db *DB) checkpoint() error {
+	db.cpMu.Lock()
+	defer db.cpMu.Unlock()
+	start := time.Now()
+	defer func() { db.stats.checkpointNanos.Add(int64(time.Since(start))) }()
+	db.mu.Lock()
+	plan, err := db.sealLocked()
+	db.mu.Unlock()
+	if err != nil || plan == nil {
+		return err
+	}
+	if err := db.writeCheckpoint(plan); err != nil {
+		// The data file's state is unknown after a failed write or sync
+		// (fsyncgate), and the trees already point at the new blocks: the
+		// store fails, and the queued nodes stay readable from memory.
+		return db.fail(fmt.Errorf("checkpoint %d: %w", plan.sb.Epoch, err))
+	}
+	db.nodes.written(plan.nodes)
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if err := db.updatePinLocked(plan.cp.LSN); err != nil {
+		return db.failLocked(err)
+	}
+	if err := db.mu.alloc.CheckpointDurable(plan.cp); err != nil {
+		return db.failLocked(err)
+	}
+	db.mu.epoch, db.mu.cpLSN = plan.sb.Epoch, plan.sb.CheckpointLSN
+	db.mu.headroom = uint64(db.mu.alloc.Stats().FreeBlocks)
+	db.stats.checkpoints.Add(1)
+	db.stats.walBytesAtCheckpoint.Store(db.stats.walBytes.Load())
+	if db.wal != nil {
+		if err := db.wal.Recycle(plan.sb.CheckpointLSN + 1); err != nil {
+			return db.failLocked(err)
+		}
+	}
+	return nil
+}
+
+// sealLocked does a checkpoint's in-memory part (DESIGN §6 steps 1-2):
+// the live and catalog trees get addresses for their dirty nodes (their
+// blocks committed before the seal, so the sealed image holds them), the
+// allocator is sealed at L, the refcount tree is rewritten from the sealed
+// records into the checkpoint's own image, and the superblock is built. It
+// returns nil when there is nothing to write.
+//
+// The superblock's WALSegment and WALOffset are left zero: the log finds
+// where replay starts from CheckpointLSN alone, following its chain of
+// segment headers (wal.Log.Replay), so they are reserved for a faster seek.
+func (db *DB) sealLocked() (*cpPlan, error) {
+	if db.mu.failed != nil {
+		return nil, db.mu.failed
+	}
+	a := db.mu.alloc
+	L := db.mu.lastLSN
+	if db.mu.epoch > 0 && L == db.mu.cpLSN && db.forest.Stats().DirtyNodes == 0 && a.Stats().DirtyAGs == 0 {
+		return nil, nil
+	}
+	need := db.checkpointNeedLocked() + uint64(a.Stats().RefcountRecords/refcountsPerNode)
+	if err := db.ensureSpaceLocked(need); err != nil {
+		return nil, err
+	}
+	epoch := db.mu.epoch + 1
+	db.mu.opLSN = L
+	trees, err := db.forest.Checkpoint(epoch, db.mu.live)
+	if err != nil {
+		return nil, db.failLocked(err)
+	}
+	db.mu.live = trees[0]
+	db.cur.Store(&version{ns: trees[0], lsn: L})
+	root, _ := trees[0].Root()
+	if err := db.putCatalogLocked(liveKey, appendRootRecord(nil, rootLive, root, db.created)); err != nil {
+		return nil, db.failLocked(err)
+	}
+	if trees, err = db.forest.Checkpoint(epoch, db.mu.catalog); err != nil {
+		return nil, db.failLocked(err)
+	}
+	db.mu.catalog = trees[0]
+	cp, err := a.Seal(epoch, L)
+	if err != nil {
+		return nil, db.failLocked(err)
+	}
+	if err := db.writeRefcountsLocked(cp); err != nil {
+		return nil, db.failLocked(err)
+	}
+	if err := a.Freeze(cp); err != nil {
+		return nil, db.failLocked(err)
+	}
+	catRoot, _ := db.mu.catalog.Root()
+	refRoot, _ := db.mu.refcount.Root()
+	g := a.Geometry()
+	sb := format.Superblock{
+		BlockSize: uint32(db.bs), BlocksPerAG: g.BlocksPerAG, AGCount: cp.AGCount, MaxAGCount: g.MaxAGCount,
+		AGStart: g.AGStart, StoreID: db.storeID, Epoch: epoch, CheckpointLSN: L,
+		CatalogRoot: catRoot, RefcountRoot: refRoot,
+		NextInode: db.mu.nextInode, CreatedUnixNano: db.created,
+	}
+	return &cpPlan{cp: cp, nodes: db.nodes.takeQueue(), sb: sb}, nil
+}
+
+// putCatalogLocked sets one catalog entry.
+func (db *DB) putCatalogLocked(key, val []byte) error {
+	if old, ok, err := db.mu.catalog.Get(key); err != nil {
+		return err
+	} else if ok && bytes.Equal(old, val) {
+		return nil
+	}
+	b, err := db.mu.catalog.Begin()
+	if err != nil {
+		return err
+	}
+	if err := b.Put(key, val); err != nil {
+		b.Abort()
+		return err
+	}
+	t, err := b.Commit()
+	if err != nil {
+		return err
+	}
+	db.mu.catalog = t
+	return nil
+}
+
+// writeRefcountsLocked rewrites the refcount tree from cp's records when
+// they changed, with its node blocks allocated and freed inside cp's image
+// (they are part of what cp persists). The whole tree is rebuilt: that
+// costs O(records) per checkpoint that changed any, acceptable while
+// records are few (they exist only for shared blocks); an incremental
+// update is the better design once snapshots make them many.
+func (db *DB) writeRefcountsLocked(cp *extents.Checkpoint) error {
+	if !cp.RecordsChanged {
+		return nil
+	}
+	db.mu.cp = cp
+	defer func() { db.mu.cp = nil }()
+	b, err := db.mu.refcount.Begin()
+	if err != nil {
+		return err
+	}
+	var old [][]byte
+	for e, err := range db.mu.refcount.Range(nil, nil) {
+		if err != nil {
+			b.Abort()
+			return err
+		}
+		old = append(old, bytes.Clone(e.Key))
+	}
+	for _, k := range old {
+		if err := b.Delete(k); err != nil {
+			b.Abort()
+			return err
+		}
+	}
+	for r := range cp.Records() {
+		k, v := refcountEntry(r)
+		if err := b.Put(k, v); err != nil {
+			b.Abort()
+			return err
+		}
+	}
+	t, err := b.Commit()
+	if err != nil {
+		return err
+	}
+	trees, err := db.forest.Checkpoint(cp.Epoch, t)
+	if err != nil {
+		return err
+	}
+	db.mu.refcount = trees[0]
+	return nil
+}
+
+// writeCheckpoint does a checkpoint's I/O (DESIGN §6 steps 2-3) without
+// db.mu: the nodes, the dirty AG bitmaps into their older copies, a data
+// sync, the log durable up to L, the superblock into copy epoch%2, and a
+// data sync again.
+func (db *DB) writeCheckpoint(p *cpPlan) error {
+	blocks := len(p.nodes) + 1
+	for img := range p.cp.Images() {
+		blocks += len(img.Data) / db.bs
+	}
+	db.stats.checkpointBlocks.Add(int64(blocks))
+	if err := db.writeNodes(p.nodes); err != nil {
+		return err
+	}
+	for img := range p.cp.Images() {
+		if err := db.writeBlocks(img.Block, img.Data); err != nil {
+			return err
+		}
+	}
+	if err := db.data.Datasync(); err != nil {
+		return err
+	}
+	if db.wal != nil && p.sb.CheckpointLSN > 0 {
+		if err := db.wal.Sync(p.sb.CheckpointLSN); err != nil {
+			return err
+		}
+	}
+	sb := p.sb.Encode(db.bs)
+	mustValidate(&p.sb)
+	if err := db.writeBlocks(format.Block(format.SuperblockCopyIndex(p.sb.Epoch)), sb); err != nil {
+		return err
+	}
+	return db.data.Datasync()
+}
+
+// mustValidate checks a superblock Encode has stamped before it is written:
+// writing a bad one would make the store unopenable.
+func mustValidate(sb *format.Superblock) {
+	if err := sb.Validate(); err != nil {
+		panic(fmt.Sprintf("cowdb: assertion failed: checkpoint superblock invalid: %v", err))
+	}
+}
+
+// updatePinLocked holds back the blocks the oldest reader may still visit
+// (DESIGN §8) before a checkpoint at cpLSN releases busy blocks: one
+// allocator pin at the oldest registered reader's version, moved at each
+// checkpoint. A reader registering later sees a version at or after cpLSN,
+// which reaches no block freed at or before it.
+func (db *DB) updatePinLocked(cpLSN format.LSN) error {
+	a := db.mu.alloc
+	old := db.mu.pin
+	db.mu.pin = 0
+	if oldest, ok := db.readers.oldest(); ok && oldest < cpLSN {
+		id, err := a.Pin(oldest)
+		if err != nil {
+			return fmt.Errorf("pinning readers at %d: %w", oldest, err)
+		}
+		db.mu.pin = id
+	}
+	if old != 0 {
+		return a.Unpin(old)
+	}
+	return nil
+}
+
+// nodeRunMax bounds the bytes of one coalesced node write.
+const nodeRunMax = 1 << 20
+
+// writeNodes writes queued node blocks, coalescing runs of consecutive
+// blocks into single writes of up to nodeRunMax bytes: a checkpoint
+// allocates its nodes one after another, so most of them form long runs.
+func (db *DB) writeNodes(ws []nodeWrite) error {
+	ws = slices.Clone(ws)
+	slices.SortFunc(ws, func(a, b nodeWrite) int { return cmp.Compare(a.b, b.b) })
+	maxRun := max(1, nodeRunMax/db.bs)
+	var buf []byte
+	for i := 0; i < len(ws); {
+		j := i + 1
+		for j < len(ws) && j-i < maxRun && ws[j].b == ws[j-1].b+1 {
+			j++
+		}
+		if j == i+1 {
+			if err := db.writeBlocks(ws[i].b, ws[i].data); err != nil {
+				return err
+			}
+			i = j
+			continue
+		}
+		if buf == nil {
+			buf = vfs.AlignedBuf(maxRun * db.bs)
+		}
+		run := buf[:(j-i)*db.bs]
+		for k := i; k < j; k++ {
+			copy(run[(k-i)*db.bs:], ws[k].data)
+		}
+		if err := db.writeBlocks(ws[i].b, run); err != nil {
+			return err
+		}
+		i = j
+	}
+	return nil
+}

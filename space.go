@@ -1,0 +1,81 @@
+package cowdb
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cowdb/cowdb/extents"
+)
+
+// Space kept for checkpoints (DESIGN §8). A checkpoint must always be able
+// to write the dirty nodes, or the busy blocks it would release stay busy
+// and a full store could never make room. So a checkpoint needs the dirty
+// nodes plus cpMargin blocks (the catalog's path; the refcount tree, one
+// node per refcountsPerNode records), and a write is accepted only if,
+// with up to nodesPerOp new dirty nodes per operation, that still holds.
+const (
+	cpMargin         = 16
+	refcountsPerNode = 64
+	nodesPerOp       = 3
+)
+
+// checkpointNeedLocked returns the free blocks the next checkpoint needs.
+func (db *DB) checkpointNeedLocked() uint64 {
+	return uint64(db.forest.Stats().DirtyNodes) + cpMargin
+}
+
+// ensureSpaceLocked makes sure need blocks can be allocated, growing the
+// data file by GrowSize (whole allocation groups) as many times as needed
+// (DESIGN §8). Busy blocks are not counted: they return at the next durable
+// checkpoint, which itself needs room. Past MaxSize (or the device's
+// capacity) it returns ErrNoSpace and changes nothing, leaving the store
+// consistent and usable.
+//
+// Growing fallocates under db.mu: rare, and bounded by GrowSize.
+func (db *DB) ensureSpaceLocked(need uint64) error {
+	a := db.mu.alloc
+	free := uint64(a.Stats().FreeBlocks)
+	db.mu.headroom = free
+	if free >= need {
+		return nil
+	}
+	g := a.Geometry()
+	groupBytes := int64(g.BlocksPerAG) * int64(db.bs)
+	step := uint32(max(1, (db.opts.GrowSize+groupBytes-1)/groupBytes))
+	perAG := uint64(g.BlocksPerAG - g.HeaderBlocks())
+	count := g.AGCount
+	for free < need {
+		count += step
+		free += uint64(step) * perAG
+	}
+	if count > g.MaxAGCount {
+		return fmt.Errorf("%w: %d blocks needed, %d free, and the data file may not grow past %d groups (MaxSize)", ErrNoSpace, need, db.mu.headroom, g.MaxAGCount)
+	}
+	oldSize := int64(g.TotalBlocks()) * int64(db.bs)
+	newSize := (int64(g.AGStart) + int64(count)*int64(g.BlocksPerAG)) * int64(db.bs)
+	if err := db.data.Fallocate(oldSize, newSize-oldSize); err != nil {
+		return fmt.Errorf("%w: growing the data file to %d bytes: %w", ErrNoSpace, newSize, err)
+	}
+	if _, err := a.Grow(count); err != nil {
+		if errors.Is(err, extents.ErrNoSpace) {
+			return fmt.Errorf("%w: %w", ErrNoSpace, err)
+		}
+		return err
+	}
+	db.geo = a.Geometry()
+	db.mu.headroom = free
+	db.logger.Info("cowdb: data file grown", "dir", db.dir, "groups", count, "bytes", newSize)
+	return nil
+}
+
+// checkHeadroomLocked refuses a write of ops operations (ErrNoSpace) when
+// the next checkpoint might then not find room for the dirty nodes,
+// growing the file first if it can. It is cheap unless the last known free
+// space is nearly used up.
+func (db *DB) checkHeadroomLocked(ops int) error {
+	need := db.checkpointNeedLocked() + uint64(nodesPerOp*ops)
+	if need <= db.mu.headroom {
+		return nil
+	}
+	return db.ensureSpaceLocked(need)
+}
