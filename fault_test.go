@@ -50,32 +50,6 @@ func faultEveryOperation(t *testing.T, seed uint64, nOps int) {
 		// The device recovers; the process restarts on what is on disk
 		// (synced or not: nothing crashed).
 		fault.Clear()
-		db, err := cowdb.Open("/db", crashOpts(efs, cowdb.SyncAlways))
-		if err != nil {
-			t.Fatalf("%s: reopen: %v", repro, err)
-		}
-		got := map[string]string{}
-		for it, err := range db.Scan(nil, nil) {
-			if err != nil {
-				t.Fatalf("%s: scan: %v", repro, err)
-			}
-			v, err := it.Value()
-			if err != nil {
-				t.Fatalf("%s: value of %q: %v", repro, it.Key, err)
-			}
-			got[string(it.Key)] = string(v)
-		}
-		if err := checkHistory(h, pending, got); err != nil {
-			t.Fatalf("%s: %v", repro, err)
-		}
-		if err := db.Put([]byte("after"), []byte("fault")); err != nil {
-			t.Fatalf("%s: Put after reopen: %v", repro, err)
-		}
-		if err := db.Close(); err != nil {
-			t.Fatalf("%s: Close: %v", repro, err)
-		}
-		if err := cowdb.CheckPersisted(mem, "/db"); err != nil {
-			t.Fatalf("%s: invariant: %v", repro, err)
-		}
+		verifyRecovered(t, efs, mem, cowdb.SyncAlways, h, pending, repro)
 	}
 }
