@@ -1,6 +1,7 @@
 package cowdb
 
 import (
+	"errors"
 	"sync"
 	"time"
 
@@ -78,6 +79,12 @@ func (c *checkpointer) run() {
 			continue
 		}
 		if err := c.db.checkpoint(); err != nil {
+			if errors.Is(err, ErrNoSpace) {
+				// Not a failure of the store: the space check refused
+				// to start. Try again at the next trigger.
+				c.db.logger.Warn("cowdb: background checkpoint postponed", "dir", c.db.dir, "err", err)
+				continue
+			}
 			c.db.logger.Error("cowdb: background checkpoint failed", "dir", c.db.dir, "err", err)
 			return // the store has failed; writes report it
 		}

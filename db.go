@@ -297,8 +297,11 @@ func (db *DB) write(fn func(w *writer) error) error {
 	}
 }
 
-// writeOnce is one attempt of write; it returns the record's LSN (0 when
-// fn produced no operation).
+// writeOnce is one attempt of write; it returns the LSN the caller must
+// wait for: its record's, or, when fn produced no operation, the last one
+// appended, since what fn observed (a key already deleted, say) may come
+// from a commit whose flush is still under way, and under SyncAlways the
+// write must not be acknowledged before that state is durable.
 func (db *DB) writeOnce(fn func(w *writer) error) (lsn format.LSN, err error) {
 	db.mu.Lock()
 	defer db.mu.Unlock()
@@ -325,11 +328,16 @@ func (db *DB) writeOnce(fn func(w *writer) error) (lsn format.LSN, err error) {
 }
 
 // commitLocked logs w's operations as one record and publishes the tree
-// they built. Called with db.mu held.
+// they built, returning the record's LSN (the last LSN appended when w has
+// no operation). Called with db.mu held.
 func (db *DB) commitLocked(w *writer) (format.LSN, error) {
+	if w.err != nil {
+		w.abort()
+		return 0, fmt.Errorf("cowdb: a write in the transaction failed, nothing applied: %w", w.err)
+	}
 	if len(w.ops) == 0 {
 		w.abort()
-		return 0, nil
+		return db.mu.lastLSN, nil
 	}
 	if err := db.checkHeadroomLocked(len(w.ops)); err != nil {
 		w.abort()

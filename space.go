@@ -79,3 +79,36 @@ func (db *DB) checkHeadroomLocked(ops int) error {
 	}
 	return db.ensureSpaceLocked(need)
 }
+
+// growForReplayLocked extends the allocator over e when replay meets a
+// remap naming blocks past the AGs of the checkpoint it replays onto: the
+// live path grew the data file (ensureSpaceLocked) and wrote the value
+// there before logging the remap, and that growth is durable — the log
+// flush synced the data file first — while the checkpoint recording it
+// was never written. It grows only as far as the file already reaches; an
+// extent past that, or past MaxAGCount, is left for Claim to refuse.
+func (db *DB) growForReplayLocked(e extents.Extent) error {
+	a := db.mu.alloc
+	g := a.Geometry()
+	end := uint64(e.Start) + e.Len
+	if e.Start < g.AGStart || end < uint64(e.Start) || end <= g.TotalBlocks() {
+		return nil
+	}
+	agCount := (end - uint64(g.AGStart) + uint64(g.BlocksPerAG) - 1) / uint64(g.BlocksPerAG)
+	if agCount > uint64(g.MaxAGCount) {
+		return nil
+	}
+	fi, err := db.data.Stat()
+	if err != nil {
+		return fmt.Errorf("cowdb: sizing the data file for replay: %w", err)
+	}
+	if need := (uint64(g.AGStart) + agCount*uint64(g.BlocksPerAG)) * uint64(db.bs); uint64(fi.Size) < need {
+		return nil
+	}
+	if _, err := a.Grow(uint32(agCount)); err != nil {
+		return err
+	}
+	db.geo = a.Geometry()
+	db.logger.Info("cowdb: replay found the data file grown", "dir", db.dir, "groups", agCount)
+	return nil
+}

@@ -160,6 +160,9 @@ func (w *writer) applyRemap(op record.Op) error {
 		return fmt.Errorf("%w: remap of inode %d: %d blocks at %d", record.ErrBadBatch, op.Inode, op.Len, op.Phys)
 	}
 	if w.replay {
+		if err := w.db.growForReplayLocked(extents.Extent{Start: op.Phys, Len: op.Len}); err != nil {
+			return err
+		}
 		if err := w.db.mu.alloc.Claim(extents.Extent{Start: op.Phys, Len: op.Len}); err != nil {
 			return fmt.Errorf("%w: remap of inode %d names blocks %d+%d: %w", format.ErrCorrupt, op.Inode, op.Phys, op.Len, err)
 		}

@@ -46,6 +46,12 @@ type writer struct {
 	// replay is set when applying a logged record after a crash: remaps
 	// claim the free blocks they name instead of committing staging ones.
 	replay bool
+	// err is the first failure of an operation's apply. An apply that
+	// failed may have changed part of the batch (released a blob's
+	// extent records, say) without its operation being kept for the log,
+	// so the batch must never be committed, even if an Update's fn
+	// ignores the error and returns nil.
+	err error
 }
 
 // newWriterLocked opens a batch on the live tree.
@@ -81,10 +87,18 @@ func (w *writer) put(key, value []byte) error {
 		Size: ino.Size, Flags: ino.Flags, Value: rec[format.InodeHeaderSize:],
 	}
 	if err := w.applyPut(op, rec); err != nil {
-		return err
+		return w.poison(err)
 	}
 	w.ops = append(w.ops, op)
 	return nil
+}
+
+// poison records err as the failure that forbids committing the batch.
+func (w *writer) poison(err error) error {
+	if w.err == nil {
+		w.err = err
+	}
+	return err
 }
 
 // del logs and applies a Delete of key; a missing key logs nothing.
@@ -98,7 +112,7 @@ func (w *writer) del(key []byte) error {
 // do applies op and, if that worked, keeps it for the log.
 func (w *writer) do(op record.Op) error {
 	if err := w.apply(op); err != nil {
-		return err
+		return w.poison(err)
 	}
 	w.ops = append(w.ops, op)
 	return nil
