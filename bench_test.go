@@ -39,25 +39,7 @@ func benchKey(k []byte, n uint64) []byte {
 // return; -benchtime=200x is the 200k puts.
 func BenchmarkPutBatch1000(b *testing.B) {
 	db := benchOpen(b)
-	val := make([]byte, 128)
-	k := make([]byte, 16)
-	var n uint64
-	start := time.Now()
-	for b.Loop() {
-		err := db.Update(func(tx *cowdb.Tx) error {
-			for range 1000 {
-				n++
-				if err := tx.Put(benchKey(k, n), val); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "puts/s")
+	n := putBatches(b, db)
 	st := db.Stats()
 	b.ReportMetric(float64(st.Checkpoints), "checkpoints")
 	b.ReportMetric(st.CheckpointTime.Seconds(), "checkpoint-s")
@@ -176,14 +158,10 @@ func BenchmarkGetMem(b *testing.B) {
 	}
 }
 
-// BenchmarkPutBatchMem is BenchmarkPutBatch1000 on the memory file
-// system: the CPU cost of the write path without device time.
-func BenchmarkPutBatchMem(b *testing.B) {
-	db, err := cowdb.Open("/db", &cowdb.Options{FS: vfs.NewMem(), Logger: slog.New(slog.DiscardHandler), GroupSize: 16 << 20, WALSegmentSize: 16 << 20})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
+// putBatches runs the batch workload: each op is one Update of 1,000 puts
+// of 16-byte keys and 128-byte values. It reports puts/s and returns the
+// number of puts.
+func putBatches(b *testing.B, db *cowdb.DB) uint64 {
 	val := make([]byte, 128)
 	k := make([]byte, 16)
 	var n uint64
@@ -203,6 +181,18 @@ func BenchmarkPutBatchMem(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "puts/s")
+	return n
+}
+
+// BenchmarkPutBatchMem is BenchmarkPutBatch1000 on the memory file
+// system: the CPU cost of the write path without device time.
+func BenchmarkPutBatchMem(b *testing.B) {
+	db, err := cowdb.Open("/db", &cowdb.Options{FS: vfs.NewMem(), Logger: slog.New(slog.DiscardHandler), GroupSize: 16 << 20, WALSegmentSize: 16 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	putBatches(b, db)
 }
 
 // BenchmarkGetMemParallel is BenchmarkGetMem from every P at once: what
