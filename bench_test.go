@@ -132,24 +132,38 @@ func BenchmarkPut64(b *testing.B) {
 
 func runtimeProcs() int { return runtime.GOMAXPROCS(0) }
 
-// BenchmarkGetMem measures the CPU cost of a Get of a cached key, on the
-// memory file system so no device time is included.
-func BenchmarkGetMem(b *testing.B) {
+// memStoreWithKeys returns a store on the memory file system holding
+// batches×1,000 keys benchKey(1..) with 128-byte values, closed when b ends.
+func memStoreWithKeys(b *testing.B, batches int) *cowdb.DB {
+	b.Helper()
 	db, err := cowdb.Open("/db", &cowdb.Options{FS: vfs.NewMem(), Logger: slog.New(slog.DiscardHandler), GroupSize: 16 << 20, WALSegmentSize: 1 << 20})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer db.Close()
+	b.Cleanup(func() { db.Close() })
 	k := make([]byte, 16)
 	val := make([]byte, 128)
-	for batch := range 20 {
-		db.Update(func(tx *cowdb.Tx) error {
+	for batch := range batches {
+		err := db.Update(func(tx *cowdb.Tx) error {
 			for i := range 1000 {
-				tx.Put(benchKey(k, uint64(batch*1000+i+1)), val)
+				if err := tx.Put(benchKey(k, uint64(batch*1000+i+1)), val); err != nil {
+					return err
+				}
 			}
 			return nil
 		})
+		if err != nil {
+			b.Fatal(err)
+		}
 	}
+	return db
+}
+
+// BenchmarkGetMem measures the CPU cost of a Get of a cached key, on the
+// memory file system so no device time is included.
+func BenchmarkGetMem(b *testing.B) {
+	db := memStoreWithKeys(b, 20)
+	k := make([]byte, 16)
 	r := rand.New(rand.NewPCG(1, 2))
 	for b.Loop() {
 		if _, err := db.Get(benchKey(k, 1+r.Uint64N(20000))); err != nil {
@@ -198,21 +212,7 @@ func BenchmarkPutBatchMem(b *testing.B) {
 // BenchmarkGetMemParallel is BenchmarkGetMem from every P at once: what
 // concurrent readers cost each other (the reader registry's mutex).
 func BenchmarkGetMemParallel(b *testing.B) {
-	db, err := cowdb.Open("/db", &cowdb.Options{FS: vfs.NewMem(), Logger: slog.New(slog.DiscardHandler), GroupSize: 16 << 20, WALSegmentSize: 1 << 20})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	k := make([]byte, 16)
-	val := make([]byte, 128)
-	for batch := range 20 {
-		db.Update(func(tx *cowdb.Tx) error {
-			for i := range 1000 {
-				tx.Put(benchKey(k, uint64(batch*1000+i+1)), val)
-			}
-			return nil
-		})
-	}
+	db := memStoreWithKeys(b, 20)
 	b.RunParallel(func(pb *testing.PB) {
 		k := make([]byte, 16)
 		r := rand.New(rand.NewPCG(rand.Uint64(), 2))
