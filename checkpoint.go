@@ -26,6 +26,29 @@ func (db *DB) Checkpoint() error {
 	return db.checkpoint()
 }
 
+// sealWrittenBack seals a checkpoint with no dirty page left behind: the
+// log records of the pages it covers are recycled after it, so every page
+// logged at or before its LSN must be in the tree by then (DESIGN §7).
+// Pages are written back first with writers running, then again with new
+// deferred writes held off (db.deferMu) until the seal has taken its LSN.
+func (db *DB) sealWrittenBack() (*cpPlan, error) {
+	if !db.opts.ReadOnly {
+		if err := db.writebackAll(); err != nil {
+			return nil, err
+		}
+	}
+	db.deferMu.Lock()
+	defer db.deferMu.Unlock()
+	if !db.opts.ReadOnly {
+		if err := db.writebackAll(); err != nil {
+			return nil, err
+		}
+	}
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return db.sealLocked()
+}
+
 // cpPlan is a sealed checkpoint: what its I/O writes.
 type cpPlan struct {
 	cp    *extents.Checkpoint
@@ -40,9 +63,7 @@ func (db *DB) checkpoint() error {
 	defer db.cpMu.Unlock()
 	start := time.Now()
 	defer func() { db.stats.checkpointNanos.Add(int64(time.Since(start))) }()
-	db.mu.Lock()
-	plan, err := db.sealLocked()
-	db.mu.Unlock()
+	plan, err := db.sealWrittenBack()
 	if err != nil || plan == nil {
 		return err
 	}
@@ -61,6 +82,7 @@ func (db *DB) checkpoint() error {
 	if err := db.mu.alloc.CheckpointDurable(plan.cp); err != nil {
 		return db.failLocked(err)
 	}
+	defer db.prunePages()
 	db.mu.epoch, db.mu.cpLSN = plan.sb.Epoch, plan.sb.CheckpointLSN
 	db.mu.headroom = uint64(db.mu.alloc.Stats().FreeBlocks)
 	db.stats.checkpoints.Add(1)

@@ -58,6 +58,8 @@ type DB struct {
 	lock    io.Closer
 	data    vfs.File
 	wal     *wal.Log // nil only while a new store is being created
+	// recordMax is the log's record size limit.
+	recordMax int
 	bs      int      // block size in bytes
 	storeID uint64
 	created int64 // unix nanoseconds
@@ -75,7 +77,15 @@ type DB struct {
 
 	// cur is the version readers use: the live namespace tree as of the
 	// last published commit.
-	cur     atomic.Pointer[version]
+	cur atomic.Pointer[version]
+	// inodes keeps the write-path state of the blobs being written (one
+	// cowio.Inode per value), pages their dirty pages (pages.go).
+	inodes *cowio.Table
+	pages  pageSet
+	// deferMu is shared by the writes that log dirty pages and taken
+	// alone by a checkpoint while it makes sure no page older than its
+	// LSN is left unwritten. It is taken before any inode's write lock.
+	deferMu sync.RWMutex
 	readers readerSet
 	closed  atomic.Bool
 
@@ -104,6 +114,9 @@ type DB struct {
 		// release extents, and the lookup of its old value is skipped.
 		hasBlobs bool
 		failed   error // sticky: a log or data write failed
+		// released are blob inodes deleted or replaced whose write-path
+		// state is still to be dropped (dropReleased, outside db.mu).
+		released []format.InodeID
 		closed   bool
 	}
 
@@ -178,12 +191,12 @@ func (db *DB) Get(key []byte) ([]byte, error) {
 	}
 	r := db.acquire()
 	defer db.release(r)
-	return db.getIn(r.v.ns, key)
+	return db.getIn(treeView(r.v.ns, r.v.lsn), key)
 }
 
-// getIn reads key's value from namespace tree ns.
-func (db *DB) getIn(ns *btree.Tree, key []byte) ([]byte, error) {
-	rec, ok, err := ns.Get(format.InodeKey(make([]byte, 0, 1+len(key)), key))
+// getIn reads key's value as v has it.
+func (db *DB) getIn(v view, key []byte) ([]byte, error) {
+	rec, ok, err := v.get(format.InodeKey(make([]byte, 0, 1+len(key)), key))
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +207,7 @@ func (db *DB) getIn(ns *btree.Tree, key []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cowdb: key %q: %w", key, err)
 	}
-	return db.readValue(ns.Prefix, ino)
+	return db.readValue(v, ino)
 }
 
 // Delete removes key and its value. A missing key is not an error. Under
@@ -289,11 +302,25 @@ func (db *DB) write(fn func(w *writer) error) error {
 		if err != nil {
 			return err
 		}
+		db.dropReleased()
 		db.bg.kick()
 		if db.opts.Sync == SyncAlways {
 			return db.syncLSN(lsn)
 		}
 		return nil
+	}
+}
+
+// dropReleased forgets the cowio.Inodes of blob values deleted or replaced,
+// returning the blocks their extent-size hint reserved. An Inode still in
+// use stays until the LRU drops it.
+func (db *DB) dropReleased() {
+	db.mu.Lock()
+	ids := db.mu.released
+	db.mu.released = nil
+	db.mu.Unlock()
+	for _, id := range ids {
+		db.inodes.Drop(id)
 	}
 }
 
@@ -303,9 +330,15 @@ func (db *DB) write(fn func(w *writer) error) error {
 // from a commit whose flush is still under way, and under SyncAlways the
 // write must not be acknowledged before that state is durable.
 func (db *DB) writeOnce(fn func(w *writer) error) (lsn format.LSN, err error) {
+	return db.writeOnceAs(false, fn)
+}
+
+// writeOnceAs is writeOnce; internal writes (writeback, which the closing
+// checkpoint runs) go on after Close has begun.
+func (db *DB) writeOnceAs(internal bool, fn func(w *writer) error) (lsn format.LSN, err error) {
 	db.mu.Lock()
 	defer db.mu.Unlock()
-	if err := db.usableLocked(); err != nil {
+	if err := db.usableLocked(); err != nil && !(internal && err == ErrClosed) {
 		return 0, err
 	}
 	w, err := db.newWriterLocked()
@@ -370,6 +403,7 @@ func (db *DB) commitLocked(w *writer) (format.LSN, error) {
 		}
 	}
 	w.committed = true
+	db.mu.released = append(db.mu.released, w.released...)
 	db.stats.largeValues.Add(w.largeValues)
 	db.stats.remaps.Add(int64(len(w.commits)))
 	if err := db.publishLocked(w, lsn); err != nil {
@@ -385,6 +419,12 @@ func (db *DB) commitLocked(w *writer) (format.LSN, error) {
 // counts partly applied, so it fails the store.
 func (db *DB) publishLocked(w *writer, lsn format.LSN) error {
 	db.mu.opLSN = lsn
+	for _, e := range w.incs {
+		if err := db.mu.alloc.Inc(e); err != nil {
+			w.abort()
+			return db.failLocked(fmt.Errorf("referencing %v: %w", e, err))
+		}
+	}
 	t, err := w.b.Commit()
 	w.b = nil
 	if err != nil {
@@ -392,6 +432,9 @@ func (db *DB) publishLocked(w *writer, lsn format.LSN) error {
 	}
 	db.mu.live = t
 	db.mu.lastLSN = lsn
+	if len(w.pageOps) > 0 {
+		db.cache.SetPinned(db.pages.apply(w.pageOps, lsn))
+	}
 	db.cur.Store(&version{ns: t, lsn: lsn})
 	return nil
 }

@@ -18,14 +18,24 @@ type Item struct {
 	Size int64
 
 	db  *DB
-	ext func([]byte) iter.Seq2[btree.Entry, error] // the version's entries under a prefix
+	v   view // the state the iteration reads
 	ino format.Inode
 }
 
 // Value returns a copy of the item's value, read from the version the
 // iteration reads.
 func (it *Item) Value() ([]byte, error) {
-	return it.db.readValue(it.ext, it.ino)
+	return it.db.readValue(it.v, it.ino)
+}
+
+// Open opens the item's value as a read-only Blob of the live store: it
+// reads the value as it is when each read runs, and gives ErrStale once
+// the key is deleted or replaced.
+func (it *Item) Open() (*Blob, error) {
+	if it.db.closed.Load() {
+		return nil, ErrClosed
+	}
+	return it.db.newBlob(it.Key, it.ino.ID, true), nil
 }
 
 // scanBounds turns a user range [start, end) into namespace keys.
@@ -71,12 +81,12 @@ func (db *DB) iterate(src func(*btree.Tree) iter.Seq2[btree.Entry, error], yield
 	}
 	r := db.acquire()
 	defer db.release(r)
-	yieldItems(db, r.v.ns.Prefix, src(r.v.ns), nil, yield)
+	yieldItems(db, treeView(r.v.ns, r.v.lsn), src(r.v.ns), nil, yield)
 }
 
 // yieldItems turns namespace inode entries into Items. stop, if set, ends
 // the iteration with ErrTxClosed once it reports true.
-func yieldItems(db *DB, ext func([]byte) iter.Seq2[btree.Entry, error], src iter.Seq2[btree.Entry, error], stop func() bool, yield func(*Item, error) bool) {
+func yieldItems(db *DB, v view, src iter.Seq2[btree.Entry, error], stop func() bool, yield func(*Item, error) bool) {
 	for e, err := range src {
 		if err != nil {
 			yield(nil, err)
@@ -91,7 +101,7 @@ func yieldItems(db *DB, ext func([]byte) iter.Seq2[btree.Entry, error], src iter
 			yield(nil, fmt.Errorf("cowdb: key %q: %w", e.Key[1:], err))
 			return
 		}
-		if !yield(&Item{Key: e.Key[1:], Size: ino.Size, db: db, ext: ext, ino: ino}, nil) {
+		if !yield(&Item{Key: e.Key[1:], Size: ino.Size, db: db, v: v, ino: ino}, nil) {
 			return
 		}
 	}

@@ -270,10 +270,15 @@ func (db *DB) openData(given *Options) error {
 		return err
 	}
 	db.storeID, db.created = sb.StoreID, sb.CreatedUnixNano
-	if db.cw, err = cowio.NewWriter(f, db.bs, dataSpace{db: db}, nil); err != nil {
+	// One data cache for both writers, in the budget the node cache uses.
+	co := &cowio.Options{Cache: db.cache}
+	if db.cw, err = cowio.NewWriter(f, db.bs, dataSpace{db: db}, co); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 	}
-	if db.cwLocked, err = cowio.NewWriter(f, db.bs, dataSpace{db: db, locked: true}, nil); err != nil {
+	if db.cwLocked, err = cowio.NewWriter(f, db.bs, dataSpace{db: db, locked: true}, co); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidOptions, err)
+	}
+	if db.inodes, err = cowio.NewTable(db.cw, 0, nil); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 	}
 	if err := db.loadAllocator(name, sb); err != nil {
@@ -419,10 +424,11 @@ func (db *DB) openWAL() error {
 	if seg == 0 {
 		seg = wal.SegmentSizeDefault
 	}
+	db.recordMax = int(min(walRecordMax, seg/4))
 	l, err := wal.Open(db.fs, path.Join(db.dir, walDirName), wal.Options{
 		StoreID:       db.storeID,
 		SegmentSize:   seg,
-		MaxRecordSize: int(min(walRecordMax, seg/4)),
+		MaxRecordSize: db.recordMax,
 		DirectIO:      db.opts.DirectIO,
 		BeforeFlush:   db.data.Datasync,
 		Logger:        db.logger,

@@ -63,6 +63,22 @@ type Stats struct {
 	BlockWrites int64
 	CacheHits   uint64
 	CacheMisses uint64
+
+	// Data path: blocks read from the data file for values (cache misses
+	// and bypassing reads), bytes returned, and the clean data cache's
+	// hits and misses (reads above 128 KiB bypass it). CacheHits and
+	// CacheMisses above count nodes and data blocks together.
+	DataBlocksRead  int64
+	DataBytesRead   int64
+	DataCacheHits   int64
+	DataCacheMisses int64
+
+	// Blob dirty pages (DESIGN §7): blocks whose newest bytes are only in
+	// the log and in memory, the page bytes held (dirty, or kept for
+	// readers of older versions), and the blocks writeback has written.
+	DirtyBlocks     int64
+	PageBytes       int64
+	WritebackBlocks int64
 }
 
 // counters are the store's own atomic figures.
@@ -78,6 +94,7 @@ type counters struct {
 	checkpointNanos      atomic.Int64
 	blockReads           atomic.Int64
 	blockWrites          atomic.Int64
+	writebacks           atomic.Int64
 }
 
 // Stats returns the store's figures. After Close it returns the zero
@@ -92,6 +109,8 @@ func (db *DB) Stats() Stats {
 	db.mu.Unlock()
 	ws := db.wal.Stats()
 	cs := db.cache.Stats()
+	dirty, pageBytes := db.pages.stats()
+	rs, rsl := db.cw.Stats(), db.cwLocked.Stats()
 	return Stats{
 		BlockSize:        db.bs,
 		TotalBlocks:      as.TotalBlocks,
@@ -121,5 +140,12 @@ func (db *DB) Stats() Stats {
 		BlockWrites:      db.stats.blockWrites.Load(),
 		CacheHits:        cs.Hits,
 		CacheMisses:      cs.Misses,
+		DataBlocksRead:   int64(rs.BlocksRead + rsl.BlocksRead),
+		DataBytesRead:    int64(rs.BytesRead + rsl.BytesRead),
+		DataCacheHits:    int64(rs.CacheHits + rsl.CacheHits),
+		DataCacheMisses:  int64(rs.CacheMisses + rsl.CacheMisses),
+		DirtyBlocks:      dirty,
+		PageBytes:        pageBytes,
+		WritebackBlocks:  db.stats.writebacks.Load(),
 	}
 }

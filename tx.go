@@ -22,6 +22,7 @@ type Tx struct {
 	db   *DB
 	w    *writer     // Update only
 	ns   *btree.Tree // View only: the version read
+	lsn  format.LSN  // View only: its LSN
 	done bool
 }
 
@@ -59,7 +60,7 @@ func (db *DB) View(fn func(tx *Tx) error) error {
 	}
 	r := db.acquire()
 	defer db.release(r)
-	tx := &Tx{db: db, ns: r.v.ns}
+	tx := &Tx{db: db, ns: r.v.ns, lsn: r.v.lsn}
 	defer func() { tx.done = true }()
 	return fn(tx)
 }
@@ -74,7 +75,7 @@ func (tx *Tx) Get(key []byte) ([]byte, error) {
 		return nil, err
 	}
 	if tx.w == nil {
-		return tx.db.getIn(tx.ns, key)
+		return tx.db.getIn(treeView(tx.ns, tx.lsn), key)
 	}
 	rec, ok, err := tx.w.get(format.InodeKey(nil, key))
 	if err != nil {
@@ -87,7 +88,7 @@ func (tx *Tx) Get(key []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return tx.db.readValue(tx.w.prefix, ino)
+	return tx.db.readValue(tx.w.view(), ino)
 }
 
 // Put stores value under key in the transaction.
@@ -146,17 +147,20 @@ func (tx *Tx) items(lo, hi, prefix []byte) iter.Seq2[*Item, error] {
 			return
 		}
 		var src iter.Seq2[btree.Entry, error]
-		var ext func([]byte) iter.Seq2[btree.Entry, error]
 		switch {
 		case tx.w != nil && prefix != nil:
-			src, ext = tx.w.prefix(prefix), tx.w.prefix
+			src = tx.w.prefix(prefix)
 		case tx.w != nil:
-			src, ext = tx.w.rangeOf(lo, hi), tx.w.prefix
+			src = tx.w.rangeOf(lo, hi)
 		case prefix != nil:
-			src, ext = tx.ns.Prefix(prefix), tx.ns.Prefix
+			src = tx.ns.Prefix(prefix)
 		default:
-			src, ext = tx.ns.Range(lo, hi), tx.ns.Prefix
+			src = tx.ns.Range(lo, hi)
 		}
-		yieldItems(tx.db, ext, src, func() bool { return tx.done }, yield)
+		v := treeView(tx.ns, tx.lsn)
+		if tx.w != nil {
+			v = tx.w.view()
+		}
+		yieldItems(tx.db, v, src, func() bool { return tx.done }, yield)
 	}
 }

@@ -39,6 +39,15 @@ type writer struct {
 	commits   []extents.Extent
 	owned     []extents.Extent
 	committed bool
+	// incs are the extents that gain a reference before the batch's
+	// releases apply: the surviving parts of cut extent records (unmap).
+	incs []extents.Extent
+	// pageOps are the dirty-page events of the batch (pages.go), applied
+	// at its LSN; bases holds blocks a live deferred write read ahead.
+	pageOps []pageOp
+	bases   map[baseKey][]byte
+	// released are the blob inodes the batch deleted or replaced.
+	released []format.InodeID
 	// largeValues counts the values written to extents (for Stats).
 	largeValues int64
 	keyBuf      []byte // scratch for namespace keys
@@ -134,6 +143,10 @@ func (w *writer) apply(op record.Op) error {
 		return w.unset(format.InodeKey(nil, op.Key))
 	case record.Remap:
 		return w.applyRemap(op)
+	case record.Truncate:
+		return w.applyTruncate(op)
+	case record.DeferredWrite:
+		return w.applyDeferred(op)
 	}
 	return fmt.Errorf("%w: operation %v is not supported by this version", record.ErrBadBatch, op.Kind)
 }
@@ -185,6 +198,8 @@ func (w *writer) releaseOld(key []byte) error {
 	if ino.Inline() {
 		return nil
 	}
+	w.released = append(w.released, ino.ID)
+	w.coverPages(ino.ID, 0, maxFileBlock)
 	return w.releaseExtents(ino.ID)
 }
 

@@ -1,6 +1,6 @@
 // Package cache is cowdb's clean-block cache: decoded B-tree nodes and
-// (later) clean data blocks, kept in one ristretto cache under one byte
-// budget (Options.MaxBytes, the store's CacheSize).
+// clean data blocks (cowio's read path), kept in one ristretto cache under
+// one byte budget (Options.MaxBytes, the store's CacheSize).
 //
 // What it owns: the mapping from a block's identity — its kind, its number
 // and its checksum — to an in-memory copy of that block. Keying by the
@@ -104,12 +104,17 @@ type entry struct {
 	value any
 }
 
+// kindSlots sizes the per-kind lookup counters: one slot per Kind, slot 0
+// standing for any kind not defined here.
+const kindSlots = int(KindData) + 1
+
 // Cache is a byte-budgeted cache of immutable block copies, safe for
 // concurrent use.
 type Cache struct {
 	r        *ristretto.Cache[uint64, entry]
 	maxBytes int64
 	pinned   atomic.Int64
+	lookups  [kindSlots]struct{ hits, misses atomic.Uint64 }
 }
 
 // New returns a cache configured by o (nil means all defaults). It returns
@@ -166,10 +171,21 @@ func (c *Cache) Get(k Key) (any, bool) {
 		return nil, false
 	}
 	e, ok := c.r.Get(k.hash())
+	l := &c.lookups[k.slot()]
 	if !ok || e.key != k {
+		l.misses.Add(1)
 		return nil, false
 	}
+	l.hits.Add(1)
 	return e.value, true
+}
+
+// slot returns k's index in Cache.lookups.
+func (k Key) slot() int {
+	if int(k.Kind) < kindSlots {
+		return int(k.Kind)
+	}
+	return 0
 }
 
 // Set offers v, costing cost bytes, to the cache under k. It may be dropped
@@ -215,7 +231,12 @@ func (c *Cache) SetPinned(n int64) {
 
 // Stats are the cache's counters since New.
 type Stats struct {
+	// Hits and Misses count the Gets that returned a value and those that
+	// did not, of every kind; Node and Data count those of one kind. They
+	// are exact: a Get whose 64-bit hash matches another key's entry is a
+	// miss here, though ristretto counts it as a hit.
 	Hits, Misses              uint64
+	Node, Data                KindStats
 	KeysAdded, KeysEvicted    uint64
 	SetsDropped, SetsRejected uint64
 	// Bytes is the cost currently held; PinnedBytes what SetPinned charged.
@@ -223,14 +244,29 @@ type Stats struct {
 	MaxBytes           int64
 }
 
-// Stats returns the cache's counters.
+// KindStats count the Gets of one kind of block.
+type KindStats struct {
+	Hits, Misses uint64
+}
+
+// Stats returns the cache's counters. Each is read atomically, but not all
+// of them at one instant.
 func (c *Cache) Stats() Stats {
 	if c == nil {
 		return Stats{}
 	}
+	var kinds [kindSlots]KindStats
+	var hits, misses uint64
+	for i := range c.lookups {
+		l := &c.lookups[i]
+		kinds[i] = KindStats{Hits: l.hits.Load(), Misses: l.misses.Load()}
+		hits += kinds[i].Hits
+		misses += kinds[i].Misses
+	}
 	m := c.r.Metrics
 	return Stats{
-		Hits: m.Hits(), Misses: m.Misses(),
+		Hits: hits, Misses: misses,
+		Node: kinds[KindNode], Data: kinds[KindData],
 		KeysAdded: m.KeysAdded(), KeysEvicted: m.KeysEvicted(),
 		SetsDropped: m.SetsDropped(), SetsRejected: m.SetsRejected(),
 		Bytes:       int64(m.CostAdded() - m.CostEvicted()),

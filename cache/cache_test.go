@@ -25,6 +25,7 @@ func TestCacheKeyedByChecksum(t *testing.T) {
 			break
 		}
 	}
+	s0 := c.Stats()
 	if v, ok := c.Get(k); !ok || v != "old" {
 		t.Fatalf("Get = %v, %v", v, ok)
 	}
@@ -38,8 +39,13 @@ func TestCacheKeyedByChecksum(t *testing.T) {
 	if _, ok := c.Get(k); ok {
 		t.Fatal("Del left the entry")
 	}
-	if s := c.Stats(); s.Hits == 0 || s.Misses == 0 || s.MaxBytes != 1<<20 {
-		t.Fatalf("stats %+v", s)
+	// Since s0: one hit of the node entry, then three misses, one of them
+	// of a data key. The counters are exact, by kind.
+	s := c.Stats()
+	if s.Hits-s0.Hits != 1 || s.Misses-s0.Misses != 3 || s.Node.Hits-s0.Node.Hits != 1 ||
+		s.Node.Misses-s0.Node.Misses != 2 || s.Data != (cache.KindStats{Misses: 1}) ||
+		s.Hits != s.Node.Hits || s.Misses != s.Node.Misses+s.Data.Misses || s.MaxBytes != 1<<20 {
+		t.Fatalf("stats %+v, then %+v", s0, s)
 	}
 }
 

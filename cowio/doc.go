@@ -21,7 +21,21 @@
 //     io.ReaderAt semantics. File blocks no entry covers are holes and read
 //     as zeros. Blocks are read whole into aligned buffers and verified
 //     against their checksums before any byte is returned: a damaged block
-//     is a *format.CorruptError (format.ErrCorrupt), never data.
+//     is a *format.CorruptError (format.ErrCorrupt), never data. Blocks
+//     contiguous in the value and on disk are read in one I/O, across
+//     entries (extent records name at most 64 blocks each).
+//
+// With a clean-block cache (Options.Cache), a read of up to
+// Options.CacheReadMax bytes takes the blocks it can from the cache, keyed
+// by physical block and checksum, reads the rest, and caches a verified
+// copy of each; a larger read bypasses the cache so that scans do not evict
+// the hot set. Writes of up to CacheReadMax bytes write their blocks
+// through into the cache, for read-after-write. Blocks without a checksum
+// are never cached. Keying by the checksum is what makes the cache safe
+// without invalidation: a block freed and rewritten has a new checksum, and
+// a read under the new one can only miss the old copy, go to the disk, and
+// find any damage there. Writer.Stats counts hits, misses, bypasses and
+// disk reads.
 //
 // An Inode is the aligned write path inside an existing value (a blob),
 // XFS's direct-I/O copy-on-write:
@@ -72,7 +86,10 @@
 //
 // It also owns the encoding of the namespace tree's extent records
 // (EncodeExtentRecord, DecodeExtentRecord; see record.go for the layout,
-// which is part of the on-disk format).
+// which is part of the on-disk format). A record holds the data checksum
+// of each block it names, as a B-tree branch holds its child's, and names
+// at most ExtentRecordMaxBlocks (64) blocks so that it fits one leaf value;
+// the store cuts longer extents into several records.
 //
 // Every I/O uses aligned buffers, which direct I/O requires and buffered
 // I/O accepts, so a Writer works the same on a file opened with O_DIRECT
@@ -84,14 +101,19 @@
 // cowio never overwrites a committed block: every write goes to new blocks,
 // which is what makes each write atomic and every snapshot free. It never
 // allocates space on its own (only through Space), never commits or frees
-// blocks (it only releases staging blocks nothing references), never syncs, and never returns bytes that fail their checksum. A
-// Mapping read from disk is untrusted: ReadAt checks every entry it touches
-// and Mapping.Validate checks them all, and neither panics.
+// blocks (it only releases staging blocks nothing references), never
+// syncs, and never returns bytes that fail their checksum. It never needs
+// the cache for correctness (a dropped or evicted block is read again) and
+// never lets a cached block change: the cache shares it with every reader,
+// so reads copy out of it and only fresh copies, hashed as they are, go in.
+// A Mapping read from disk is untrusted: ReadAt checks every entry it
+// touches and Mapping.Validate checks them all, and neither panics.
 //
 // # Concurrency
 //
 // A Writer and an Inode are safe for concurrent use by multiple goroutines.
-// A Writer holds no lock of its own while calling the Space. It bounds the
+// A Writer holds no lock of its own while calling the Space or the cache,
+// and its counters are atomic. It bounds the
 // data I/Os in flight over all its calls to Options.InFlight, and the
 // pieces in progress (being copied, checksummed or transferred) to twice
 // that, which bounds its buffer memory to 2 × InFlight × IOSize. An Inode

@@ -161,11 +161,22 @@ func TestInodeModel(t *testing.T) {
 	if s == 0 {
 		s = 1
 	}
-	for _, chunk := range []uint64{1, 8} {
-		t.Run(fmt.Sprintf("cowextsize=%d", chunk), func(t *testing.T) {
+	for _, c := range []struct {
+		chunk  uint64
+		cached bool
+	}{{1, false}, {8, false}, {8, true}} {
+		chunk := c.chunk
+		t.Run(fmt.Sprintf("cowextsize=%d/cache=%v", chunk, c.cached), func(t *testing.T) {
 			t.Logf("reproduce with: go test ./cowio -run 'TestInodeModel' -seed %d", s)
 			space := newFakeSpace(1<<16, 7)
-			w := newWriter(t, openData(t, onMem), space, &cowio.Options{IOSize: 8 * bs, InFlight: 3})
+			opts := &cowio.Options{IOSize: 8 * bs, InFlight: 3}
+			if c.cached {
+				// A cache smaller than the values, over a space that
+				// reuses freed blocks at once: hits, evictions and
+				// rewritten blocks all happen.
+				opts.Cache, opts.CacheReadMax = newCache(t, 256*bs), 24*bs
+			}
+			w := newWriter(t, openData(t, onMem), space, opts)
 			st := &testStore{space: space}
 			inodes := make([]*cowio.Inode, 4)
 			models := make([][]byte, len(inodes))
@@ -194,6 +205,7 @@ func TestInodeModel(t *testing.T) {
 				t.Fatalf("%d blocks left staging", c)
 			}
 			space.check(t)
+			t.Logf("read stats: %+v", w.Stats())
 		})
 	}
 }

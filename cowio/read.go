@@ -33,13 +33,23 @@ type readPiece struct {
 //
 // Blocks are read whole, into aligned buffers (or straight into p where p
 // is aligned and a piece covers whole blocks), in IOSize pieces issued
-// concurrently. Each block of an entry that carries checksums is verified
-// before any of its bytes are returned: a mismatch is a *format.CorruptError
-// of kind format.ErrBadChecksum naming the file block and the physical
-// block. ReadAt checks the entries it touches as Mapping.Validate does
+// concurrently; blocks contiguous both in the value and on disk are read
+// in one piece even when they belong to different entries. Each block of
+// an entry that carries checksums is verified before any of its bytes are
+// returned: a mismatch is a *format.CorruptError of kind
+// format.ErrBadChecksum naming the file block and the physical block.
+// ReadAt checks the entries it touches as Mapping.Validate does
 // (ErrBadMapping). A negative off is ErrInvalidOffset, a size below 0 or
 // above ReadSizeMax ErrInvalidSize. On an error, the count is that of the
 // bytes before the first piece that failed, all of them correct.
+//
+// With Options.Cache set, a read of at most Options.CacheReadMax bytes
+// (counted from off to the end of the read, cut at size) looks up each
+// block that has a checksum in the cache under its physical block and
+// checksum, copies the hits out, reads the misses from the disk (adjacent
+// misses in one I/O), and offers a verified copy of each to the cache.
+// Cached blocks were verified against the same checksum when they were
+// added, so hits are not hashed again. A larger read bypasses the cache.
 func (w *Writer) ReadAt(m Mapping, size int64, p []byte, off int64) (int, error) {
 	switch {
 	case off < 0:
@@ -50,31 +60,49 @@ func (w *Writer) ReadAt(m Mapping, size int64, p []byte, off int64) (int, error)
 		return 0, io.EOF
 	}
 	want := min(int64(len(p)), size-off)
-	pieces, err := w.plan(m, p[:want], off)
+	cached := w.cache != nil && want <= w.cacheMax
+	if w.cache != nil && !cached {
+		w.stats.bypassed.Add(1)
+	}
+	n, err := w.readRange(m, p[:want], off, cached)
+	w.stats.reads.Add(1)
+	w.stats.bytes.Add(uint64(n))
+	if err == nil && want < int64(len(p)) {
+		err = io.EOF
+	}
+	return n, err
+}
+
+// readRange fills p with the value's bytes [off, off+len(p)), which lie
+// inside the value, through the cache if cached. It returns the count of
+// correct bytes before the first failure, as ReadAt does.
+func (w *Writer) readRange(m Mapping, p []byte, off int64, cached bool) (int, error) {
+	pieces, err := w.plan(m, p, off, cached)
 	if err != nil {
 		return 0, err
 	}
-	failed, err := w.run(len(pieces), func(i int) error { return w.read(pieces[i]) })
+	if len(pieces) == 0 { // all holes or cache hits
+		return len(p), nil
+	}
+	failed, err := w.run(len(pieces), func(i int) error { return w.read(pieces[i], cached) })
 	if err != nil {
 		pc := pieces[failed]
 		return int(int64(pc.fb)*int64(w.blockSize) + int64(pc.skip) - off), err
 	}
-	if want < int64(len(p)) {
-		return int(want), io.EOF
-	}
-	return int(want), nil
+	return len(p), nil
 }
 
 // plan walks the blocks of p = the value's bytes [off, off+len(p)): it
-// zero-fills the holes at once and returns the I/Os for the mapped blocks,
-// in file-block order. The walk touches only the entries in range, and
-// checks each of them and their order, so a damaged mapping can neither
-// panic nor loop.
-func (w *Writer) plan(m Mapping, p []byte, off int64) ([]readPiece, error) {
+// zero-fills the holes at once, copies out the blocks found in the cache
+// (if cached), and returns the I/Os for the other mapped blocks, in
+// file-block order. The walk touches only the entries in range, and checks
+// each of them and their order, so a damaged mapping can neither panic nor
+// loop.
+func (w *Writer) plan(m Mapping, p []byte, off int64, cached bool) ([]readPiece, error) {
 	bs := int64(w.blockSize)
 	b := FileBlock(off / bs)
 	end := FileBlock((off + int64(len(p)) + bs - 1) / bs)
-	var pieces []readPiece
+	pl := planner{w: w, p: p, off: off}
 	i := m.find(b)
 	for b < end {
 		if i >= len(m.Entries) || m.Entries[i].FileBlock > b {
@@ -94,21 +122,87 @@ func (w *Writer) plan(m Mapping, p []byte, off int64) ([]readPiece, error) {
 			return nil, fmt.Errorf("entry %d at file block %d out of order: %w", i, e.FileBlock, ErrBadMapping)
 		}
 		stop := min(e.FileEnd(), end)
-		for ; b < stop; b += FileBlock(min(w.ioBlocks, uint64(stop-b))) {
-			n := min(w.ioBlocks, uint64(stop-b))
-			at := uint64(b - e.FileBlock)
-			pc := readPiece{fb: b, phys: e.Start + format.Block(at), n: n, dst: w.span(p, off, b, b+FileBlock(n))}
-			if e.Sums != nil {
-				pc.sums = e.Sums[at : at+n]
+		if cached && e.Sums != nil {
+			for ; b < stop; b++ {
+				at := uint64(b - e.FileBlock)
+				skip := max(off-int64(b)*bs, 0)
+				if !w.cacheGet(e.Start+format.Block(at), e.Sums[at], w.span(p, off, b, b+1), int(skip)) {
+					pl.add(e, i, b, b+1)
+				}
 			}
-			if start := int64(b) * bs; start < off {
-				pc.skip = int(off - start)
-			}
-			pieces = append(pieces, pc)
+		} else {
+			pl.add(e, i, b, stop)
+			b = stop
 		}
 		i++
 	}
-	return pieces, nil
+	pl.flush()
+	return pl.pieces, nil
+}
+
+// planner gathers the blocks a read must take from the disk into runs
+// contiguous both in the value and on disk, all with checksums or all
+// without, and cuts each run into IOSize pieces.
+type planner struct {
+	w      *Writer
+	p      []byte
+	off    int64
+	pieces []readPiece
+	// The run being gathered (n == 0: none). Its sums alias the checksums
+	// of entry ent while it lies inside that entry, and are a copy of its
+	// own (ent == -1) once it spans entries.
+	fb   FileBlock
+	phys format.Block
+	n    uint64
+	sums []uint64
+	ent  int
+}
+
+// add appends file blocks [from, to) of entry e, the mapping's entry i, to
+// the run, or flushes the run and starts another if they do not continue
+// it.
+func (pl *planner) add(e Entry, i int, from, to FileBlock) {
+	at, n := uint64(from-e.FileBlock), uint64(to-from)
+	phys := e.Start + format.Block(at)
+	continues := pl.n > 0 && pl.fb+FileBlock(pl.n) == from && pl.phys+format.Block(pl.n) == phys &&
+		(pl.sums == nil) == (e.Sums == nil)
+	if !continues {
+		pl.flush()
+		pl.fb, pl.phys, pl.n, pl.ent = from, phys, n, i
+		if e.Sums != nil {
+			pl.sums = e.Sums[at : at+n]
+		}
+		return
+	}
+	switch {
+	case e.Sums == nil:
+	case pl.ent == i: // still inside entry i: widen the alias
+		pl.sums = e.Sums[at-pl.n : at+n]
+	case pl.ent >= 0: // leaving the entry: copy, never append into it
+		pl.sums = append(append(make([]uint64, 0, 2*(pl.n+n)), pl.sums...), e.Sums[at:at+n]...)
+		pl.ent = -1
+	default:
+		pl.sums = append(pl.sums, e.Sums[at:at+n]...)
+	}
+	pl.n += n
+}
+
+// flush cuts the run into pieces of at most IOSize and ends it.
+func (pl *planner) flush() {
+	w, bs := pl.w, int64(pl.w.blockSize)
+	for k := uint64(0); k < pl.n; k += w.ioBlocks {
+		n := min(w.ioBlocks, pl.n-k)
+		fb := pl.fb + FileBlock(k)
+		pc := readPiece{fb: fb, phys: pl.phys + format.Block(k), n: n, dst: w.span(pl.p, pl.off, fb, fb+FileBlock(n))}
+		if pl.sums != nil {
+			pc.sums = pl.sums[k : k+n]
+		}
+		if start := int64(fb) * bs; start < pl.off {
+			pc.skip = int(pl.off - start)
+		}
+		pl.pieces = append(pl.pieces, pc)
+	}
+	pl.n, pl.sums = 0, nil
 }
 
 // span returns the part of p (the value's bytes from off) that file blocks
@@ -122,8 +216,11 @@ func (w *Writer) span(p []byte, off int64, from, to FileBlock) []byte {
 
 // read reads one piece, verifies it and copies it out. It reads
 // straight into the caller's buffer when the piece fills whole blocks of it
-// and the buffer suits the file (aligned, for direct I/O).
-func (w *Writer) read(pc readPiece) error {
+// and the buffer suits the file (aligned, for direct I/O). If cached, it
+// copies each block for the cache first and verifies the copy, so that
+// what it caches is exactly what passed the checksum, and offers it to the
+// cache.
+func (w *Writer) read(pc readPiece, cached bool) error {
 	bs := w.blockSize
 	size := int(pc.n) * bs
 	buf := pc.dst
@@ -141,9 +238,18 @@ func (w *Writer) read(pc readPiece) error {
 		}
 		return fmt.Errorf("cowdb/cowio: reading file block %d at block %d (%d blocks): %w", pc.fb, pc.phys, pc.n, err)
 	}
+	w.stats.blocksRead.Add(pc.n)
 	for j, want := range pc.sums {
-		if got := format.Checksum(buf[j*bs : (j+1)*bs]); got != want {
+		blk := buf[j*bs : (j+1)*bs]
+		if cached {
+			blk = w.blockCopy(blk)
+		}
+		if got := format.Checksum(blk); got != want {
 			return format.Corruptf(w.where(pc, uint64(j)), format.ErrBadChecksum, "stored %#016x, computed %#016x", want, got)
+		}
+		if cached {
+			w.cacheSet(pc.phys+format.Block(j), want, blk)
+			w.stats.filled.Add(1)
 		}
 	}
 	if bounce {

@@ -47,7 +47,10 @@ type Remap struct {
 // the nearest mapped neighbour (committed or staging) if its extent went on,
 // so that sequential and random overwrites stay contiguous. Then it releases
 // the lock and writes p from aligned buffers in IOSize pieces issued
-// concurrently (Writer's machinery), checksumming every block.
+// concurrently (Writer's machinery), checksumming every block; a write of
+// at most the Writer's CacheReadMax bytes also fills its cache, as WriteNew
+// does (a block that is never committed only wastes its cache entry: its
+// key names its contents, so it can never be returned for other bytes).
 //
 // On an I/O error WriteAt removes the write's blocks from the staging map,
 // releases them to the Space (reserved blocks it took included) and
@@ -72,7 +75,8 @@ func (ino *Inode) WriteAt(p []byte, off int64) (*Remap, error) {
 	}
 	m := Mapping{Entries: rel}
 	pieces := ino.w.split(m)
-	_, err = ino.w.run(len(pieces), func(i int) error { return ino.w.writePiece(p, m, pieces[i]) })
+	fill := ino.w.fills(len(p))
+	_, err = ino.w.run(len(pieces), func(i int) error { return ino.w.writePiece(p, m, pieces[i], fill) })
 	if err != nil {
 		ino.Abort(r)
 		return nil, fmt.Errorf("cowdb/cowio: inode %d, write at file block %d (file blocks below relative to it): %w", ino.id, a, err)

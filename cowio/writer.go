@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/bits"
 
+	"github.com/cowdb/cowdb/cache"
 	"github.com/cowdb/cowdb/extents"
 	"github.com/cowdb/cowdb/internal/format"
 	"github.com/cowdb/cowdb/vfs"
@@ -34,6 +35,12 @@ const (
 	// Mapping it returns holds 8 bytes of checksum per block, so this also
 	// bounds that memory (2 GiB at 4 KiB blocks).
 	WriteMax = 1 << 40
+
+	// CacheReadMaxDefault is the default Options.CacheReadMax: 128 KiB, 32
+	// blocks of 4 KiB. Reads up to that size are the random and metadata-
+	// like reads a cache helps; larger ones are mostly sequential scans of
+	// big values, which would only push the hot blocks out.
+	CacheReadMaxDefault = 128 << 10
 )
 
 // Options configures a Writer. A nil *Options means all defaults; a zero
@@ -49,6 +56,24 @@ type Options struct {
 	// be copying or checksumming meanwhile, so the buffer memory in use is
 	// at most 2 × InFlight × IOSize. 0 means InFlightDefault.
 	InFlight int
+	// Cache is the clean-block cache data blocks are kept in, under
+	// cache.Key{Kind: cache.KindData, Block: physical block, Sum: the
+	// block's checksum}; it is usually shared with the store's B-tree
+	// nodes under one budget. Only blocks with a checksum are cached, and
+	// only as verified against it, so a block freed and rewritten with
+	// other contents has a new key and its old copy is never returned.
+	// nil means no caching.
+	Cache *cache.Cache
+	// CacheReadMax is the largest read, in bytes of the value (ReadAt's
+	// range, cut at the value's size), that goes through Cache; a larger
+	// read bypasses it entirely, straight to the disk, neither looking
+	// blocks up nor adding them, so a big sequential read does not evict
+	// the hot set. It is also the largest write (WriteNew, Inode.WriteAt)
+	// whose blocks are written through into the cache, so that reading
+	// back a small value or a small overwrite just written hits, while a
+	// large ingest leaves the cache alone. It must not be negative; 0 means
+	// CacheReadMaxDefault. Unused when Cache is nil.
+	CacheReadMax int
 }
 
 // Writer is the aligned data path over one data file: WriteNew writes a
@@ -62,6 +87,10 @@ type Options struct {
 // writes; the store flushes the data before the WAL record that maps it and
 // commits the blocks when it logs that record.
 //
+// With Options.Cache set, small reads go through the clean-block cache and
+// small writes fill it (see Options.CacheReadMax); Stats counts what the
+// read path did.
+//
 // Writer is safe for concurrent use by multiple goroutines. Concurrent
 // WriteNew calls never touch the same blocks, since each writes only the
 // blocks just allocated for it; and a ReadAt may run beside them, since the
@@ -74,6 +103,9 @@ type Writer struct {
 	work      chan struct{} // one token per piece in progress: 2 × InFlight
 	ioTokens  chan struct{} // one token per system call under way: InFlight
 	bufs      *bufPool
+	cache     *cache.Cache // nil: no caching
+	cacheMax  int64        // Options.CacheReadMax
+	stats     readCounters
 }
 
 // NewWriter returns a Writer over the data file f, with blocks of
@@ -105,6 +137,12 @@ func NewWriter(f vfs.File, blockSize int, space Space, opts *Options) (*Writer, 
 	if o.InFlight < 1 || o.InFlight > InFlightMax {
 		return nil, fmt.Errorf("%w: InFlight %d: must be from 1 to %d", ErrInvalidOptions, o.InFlight, InFlightMax)
 	}
+	if o.CacheReadMax < 0 {
+		return nil, fmt.Errorf("%w: CacheReadMax %d: must not be negative", ErrInvalidOptions, o.CacheReadMax)
+	}
+	if o.CacheReadMax == 0 {
+		o.CacheReadMax = CacheReadMaxDefault
+	}
 	return &Writer{
 		f:         f,
 		space:     space,
@@ -113,6 +151,8 @@ func NewWriter(f vfs.File, blockSize int, space Space, opts *Options) (*Writer, 
 		work:      make(chan struct{}, 2*o.InFlight),
 		ioTokens:  make(chan struct{}, o.InFlight),
 		bufs:      newBufPool(blockSize, o.IOSize),
+		cache:     o.Cache,
+		cacheMax:  int64(o.CacheReadMax),
 	}, nil
 }
 
@@ -135,6 +175,10 @@ type piece struct {
 // block 0, each with the checksum of every block as written, padding
 // included. An empty p allocates nothing and returns an empty Mapping.
 //
+// A write of at most Options.CacheReadMax bytes also offers a copy of
+// each block to Options.Cache once it is on disk (write-through), so that
+// reading the value back soon after hits.
+//
 // WriteNew neither syncs nor commits: the blocks stay staging until the
 // store logs the remap and commits them (or releases them, if it gives up).
 // On any error nothing is left behind: every staging block has been
@@ -155,7 +199,8 @@ func (w *Writer) WriteNew(p []byte, goal format.Block) (Mapping, error) {
 	}
 	m := w.layout(exts, n)
 	pieces := w.split(m)
-	_, err = w.run(len(pieces), func(i int) error { return w.writePiece(p, m, pieces[i]) })
+	fill := w.fills(len(p))
+	_, err = w.run(len(pieces), func(i int) error { return w.writePiece(p, m, pieces[i], fill) })
 	if err != nil {
 		w.space.ReleaseStaging(exts)
 		return Mapping{}, err
@@ -201,12 +246,20 @@ func (w *Writer) split(m Mapping) []piece {
 	return pieces
 }
 
+// fills reports whether a write of n bytes fills the cache.
+func (w *Writer) fills(n int) bool {
+	return w.cache != nil && int64(n) <= w.cacheMax
+}
+
 // writePiece writes the bytes of p that piece pc covers and checksums each
 // block into the entry's Sums. When they are whole blocks that the file can
 // take as they are (aligned, for direct I/O), it writes straight from p;
 // otherwise it copies them into a pooled aligned buffer, zero-padding the
-// last block.
-func (w *Writer) writePiece(p []byte, m Mapping, pc piece) error {
+// last block. With fill, it copies each block for the cache before
+// checksumming it, checksums the copy (so the cached bytes are exactly
+// those the checksum names, whatever happens to p), and offers the copies
+// to the cache once the write has succeeded.
+func (w *Writer) writePiece(p []byte, m Mapping, pc piece, fill bool) error {
 	e := m.Entries[pc.ent]
 	bs := uint64(w.blockSize)
 	fb := uint64(e.FileBlock) + pc.off
@@ -221,11 +274,24 @@ func (w *Writer) writePiece(p []byte, m Mapping, pc piece) error {
 		c := copy(buf, p[lo:hi])
 		clear(buf[c:])
 	}
+	var copies [][]byte
+	if fill {
+		copies = make([][]byte, pc.n)
+	}
 	for k := range pc.n {
-		e.Sums[pc.off+k] = format.Checksum(buf[k*bs : (k+1)*bs])
+		blk := buf[k*bs : (k+1)*bs]
+		if fill {
+			copies[k] = w.blockCopy(blk)
+			blk = copies[k]
+		}
+		e.Sums[pc.off+k] = format.Checksum(blk)
 	}
 	if _, err := w.io(func() (int, error) { return w.f.WriteAt(buf, int64(phys)*int64(bs)) }); err != nil {
 		return fmt.Errorf("cowdb/cowio: writing file block %d at block %d (%d blocks): %w", fb, phys, pc.n, err)
 	}
+	for k, c := range copies {
+		w.cacheSet(phys+format.Block(k), e.Sums[pc.off+uint64(k)], c)
+	}
+	w.stats.writtenThrough.Add(uint64(len(copies)))
 	return nil
 }

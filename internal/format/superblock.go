@@ -92,7 +92,7 @@ type Superblock struct {
 
 	CatalogRoot  Ref // catalog tree: root name -> root record
 	RefcountRoot Ref // refcount tree: physical start -> (length, count)
-	ChecksumRoot Ref // checksum tree: physical start -> data checksums
+	ChecksumRoot Ref // reserved, zero: data checksums live in the extent records
 
 	NextInode       InodeID // the next inode ID to hand out; never 0
 	CreatedUnixNano int64   // when the store was created

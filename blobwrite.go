@@ -1,0 +1,440 @@
+package cowdb
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"github.com/cowdb/cowdb/cowio"
+	"github.com/cowdb/cowdb/extents"
+	"github.com/cowdb/cowdb/internal/format"
+	"github.com/cowdb/cowdb/internal/record"
+	"github.com/cowdb/cowdb/vfs"
+	"github.com/cowdb/cowdb/wal"
+)
+
+// Limits of blobs.
+const (
+	// MaxBlobSize is the largest size of a blob, in bytes (1 TiB).
+	MaxBlobSize = 1 << 40
+	// MaxWriteSize is the largest single Blob.WriteAt, in bytes (1 GiB):
+	// one WriteAt is one log record, which names every block written and
+	// its checksum (8 bytes a block). Streamed writes (Write, ReadFrom)
+	// have no such bound: they flush in pieces.
+	MaxWriteSize = 1 << 30
+	// deferredUnalignedMax is the largest unaligned write logged whole as
+	// dirty pages; a larger one sends its aligned middle straight to new
+	// blocks and logs only its partial head and tail blocks.
+	deferredUnalignedMax = 64 << 10
+	// blobWriteRetries bounds how often one blob write checkpoints and
+	// retries after the log was full or space ran out.
+	blobWriteRetries = 3
+)
+
+// blobWrite is one WriteAt or Truncate of a blob, planned: an aligned part
+// written to new blocks (mid at midOff), byte ranges logged as dirty pages
+// (deferred), and the size it sets (-1: grow to cover the write only).
+type blobWrite struct {
+	mid      []byte
+	midOff   int64
+	deferred []deferredPiece
+	truncate int64 // the new size of a Truncate; -1 for a write
+	end      int64 // the write's end: the size grows to it
+	sync     bool  // wait for durability (SyncAlways and not a buffered flush)
+}
+
+type deferredPiece struct {
+	off  int64
+	data []byte
+}
+
+// errWritebackRaced stops a writeback whose pages changed under it (the
+// value was deleted or replaced meanwhile): nothing is logged.
+var errWritebackRaced = errors.New("cowdb: dirty pages changed during writeback")
+
+// maxWrite is the largest WriteAt: MaxWriteSize, and what one log record
+// maps, at 16 bytes a block (its checksum and a share of the remap's
+// fields), with a block of room for the rest of the record.
+func (db *DB) maxWrite() int64 {
+	return min(MaxWriteSize, int64(db.recordMax-db.bs)/16*int64(db.bs))
+}
+
+// planWrite splits a write of p at off into its routes (DESIGN §7): an
+// aligned write above DeferredWriteMax goes to new blocks; a small one, or
+// any unaligned write up to deferredUnalignedMax, is logged as dirty pages;
+// a larger unaligned one sends its aligned middle to new blocks and logs
+// its partial head and tail blocks.
+func (db *DB) planWrite(p []byte, off int64) blobWrite {
+	bs := int64(db.bs)
+	n := int64(len(p))
+	bw := blobWrite{truncate: -1, end: off + n}
+	aligned := off%bs == 0 && n%bs == 0
+	switch {
+	case aligned && n > int64(db.opts.DeferredWriteMax):
+		bw.mid, bw.midOff = p, off
+	case aligned || n <= min(deferredUnalignedMax, int64(db.recordMax/4)):
+		bw.deferred = []deferredPiece{{off, p}}
+	default:
+		lo := (off + bs - 1) / bs * bs
+		hi := (off + n) / bs * bs
+		if lo > off {
+			bw.deferred = append(bw.deferred, deferredPiece{off, p[:lo-off]})
+		}
+		bw.mid, bw.midOff = p[lo-off:hi-off], lo
+		if hi < off+n {
+			bw.deferred = append(bw.deferred, deferredPiece{hi, p[hi-off:]})
+		}
+	}
+	return bw
+}
+
+// writeBlob performs bw on the blob (key, *id): the aligned part through
+// the inode's copy-on-write path, the rest as dirty pages, all in one log
+// record, so the write is atomic. It converts an inline value to a blob
+// first (the handle's id then changes). A full log or no space checkpoints
+// and retries, with no lock held.
+func (db *DB) writeBlob(key []byte, id *format.InodeID, bw blobWrite) error {
+	if err := db.ensureBlob(key, id); err != nil {
+		return err
+	}
+	var err error
+	for attempt := 0; ; attempt++ {
+		var lsn format.LSN
+		lsn, err = db.writeBlobOnce(key, id, bw)
+		retry := errors.Is(err, wal.ErrLogFull) || errors.Is(err, ErrNoSpace)
+		if retry && attempt < blobWriteRetries {
+			if errors.Is(err, ErrNoSpace) {
+				db.inodes.ReleaseReserved()
+			}
+			if cerr := db.checkpoint(); cerr != nil && !errors.Is(cerr, ErrNoSpace) {
+				return cerr
+			}
+			continue
+		}
+		if err != nil {
+			return db.dataError(err)
+		}
+		db.bg.kick()
+		if db.overDirty() {
+			if err := db.writeback(*id); err != nil {
+				return err
+			}
+		}
+		if bw.sync && db.opts.Sync == SyncAlways {
+			return db.syncLSN(lsn)
+		}
+		return nil
+	}
+}
+
+// writeBlobOnce is one attempt of writeBlob.
+func (db *DB) writeBlobOnce(key []byte, id *format.InodeID, bw blobWrite) (format.LSN, error) {
+	exclusive := len(bw.deferred) > 0 || bw.truncate >= 0
+	if exclusive {
+		db.deferMu.RLock()
+		defer db.deferMu.RUnlock()
+	}
+	st := db.pages.use(*id)
+	defer db.pages.unuse(st)
+	if exclusive {
+		st.wmu.Lock()
+		defer st.wmu.Unlock()
+	} else {
+		st.wmu.RLock()
+		defer st.wmu.RUnlock()
+	}
+	// Read ahead, outside db.mu, the blocks the deferred pieces patch
+	// partly and that have no page: nothing else changes them while the
+	// write lock is held.
+	bases, err := db.readBases(*id, bw)
+	if err != nil {
+		return 0, err
+	}
+	var lsn format.LSN
+	log := func(r *cowio.Remap) (format.LSN, error) {
+		var err error
+		lsn, err = db.writeOnce(func(w *writer) error {
+			w.bases = bases
+			return w.blobOps(key, id, bw, r)
+		})
+		return lsn, err
+	}
+	if len(bw.mid) == 0 && bw.truncate < 0 {
+		_, err := log(nil)
+		return lsn, err
+	}
+	ino, err := db.inodes.Acquire(*id, func() (cowio.Mapping, error) { return db.loadMapping(*id) })
+	if err != nil {
+		return 0, err
+	}
+	defer db.inodes.Release(ino)
+	if bw.truncate >= 0 {
+		from := cowio.FileBlock((bw.truncate + int64(db.bs) - 1) / int64(db.bs))
+		_, err := ino.CommitTruncate(from, func([]extents.Extent) (format.LSN, error) { return log(nil) })
+		return lsn, err
+	}
+	r, err := ino.WriteAt(bw.mid, bw.midOff)
+	if err != nil {
+		return 0, err
+	}
+	_, err = ino.Commit(r, log)
+	return lsn, err
+}
+
+// ensureBlob converts the inline value *id of key to a blob holding the
+// same bytes (as dirty pages), in a record of its own, and sets *id to the
+// blob's inode. A value already a blob is left alone.
+func (db *DB) ensureBlob(key []byte, id *format.InodeID) error {
+	r := db.acquire()
+	rec, ok, err := r.v.ns.Get(format.InodeKey(nil, key))
+	db.release(r)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return ErrStale
+	}
+	if ino, err := format.DecodeInode(rec); err != nil || !ino.Inline() {
+		return err
+	}
+	var blob format.InodeID
+	err = db.write(func(w *writer) error {
+		blob = 0
+		rec, ok, err := w.get(format.InodeKey(nil, key))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return ErrStale
+		}
+		ino, err := format.DecodeInode(rec)
+		if err != nil {
+			return fmt.Errorf("cowdb: key %q: %w", key, err)
+		}
+		if ino.ID != *id {
+			return ErrStale
+		}
+		if !ino.Inline() {
+			return nil
+		}
+		w.db.mu.nextInode++
+		blob = w.db.mu.nextInode - 1
+		if err := w.do(record.Op{Kind: record.Put, Key: bytes.Clone(key), Inode: blob, Size: ino.Size}); err != nil {
+			return err
+		}
+		if len(ino.Value) > 0 {
+			if err := w.do(record.Op{Kind: record.DeferredWrite, Inode: blob, Value: bytes.Clone(ino.Value)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil && blob != 0 {
+		*id = blob
+	}
+	return err
+}
+
+// readBases reads the blocks the deferred pieces of bw patch partly and
+// that have no dirty page, from the current version.
+func (db *DB) readBases(id format.InodeID, bw blobWrite) (map[baseKey][]byte, error) {
+	var bases map[baseKey][]byte
+	bs := int64(db.bs)
+	for _, d := range bw.deferred {
+		for _, edge := range [2]int64{d.off, d.off + int64(len(d.data)) - 1} {
+			fb := cowio.FileBlock(edge / bs)
+			start := int64(fb) * bs
+			if d.off <= start && d.off+int64(len(d.data)) >= start+bs {
+				continue // patched whole
+			}
+			k := baseKey{id, fb}
+			if _, ok := bases[k]; ok || db.pages.latest(id, fb) != nil {
+				continue
+			}
+			r := db.acquire()
+			p, err := db.readMappedBlock(treeView(r.v.ns, r.v.lsn), id, fb)
+			db.release(r)
+			if err != nil {
+				return nil, err
+			}
+			if bases == nil {
+				bases = make(map[baseKey][]byte)
+			}
+			bases[k] = p
+		}
+	}
+	return bases, nil
+}
+
+// blobOps adds bw's operations to w: under db.mu, with the key's current
+// inode checked against the handle's, and r the aligned part's remap (nil
+// if none).
+func (w *writer) blobOps(key []byte, id *format.InodeID, bw blobWrite, r *cowio.Remap) error {
+	rec, ok, err := w.get(format.InodeKey(nil, key))
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return ErrStale
+	}
+	ino, err := format.DecodeInode(rec)
+	if err != nil {
+		return fmt.Errorf("cowdb: key %q: %w", key, err)
+	}
+	if ino.ID != *id || ino.Inline() {
+		return ErrStale
+	}
+	if r != nil {
+		for _, e := range r.New {
+			op := record.Op{Kind: record.Remap, Inode: ino.ID, FileBlock: uint64(e.FileBlock), Phys: e.Start, Len: e.Len, Sums: e.Sums}
+			if err := w.do(op); err != nil {
+				return err
+			}
+			w.commits = append(w.commits, e.Extent())
+		}
+		w.needsDataSync = true
+	}
+	size := ino.Size
+	switch {
+	case bw.truncate >= 0:
+		size = bw.truncate
+	case bw.end > size:
+		size = bw.end
+	}
+	if size != ino.Size {
+		if err := w.do(record.Op{Kind: record.Truncate, Key: bytes.Clone(key), Inode: ino.ID, Size: size}); err != nil {
+			return err
+		}
+	}
+	if bw.truncate >= 0 && bw.truncate < ino.Size {
+		if err := w.zeroTail(ino.ID, bw.truncate); err != nil {
+			return err
+		}
+	}
+	for _, d := range bw.deferred {
+		if err := w.do(record.Op{Kind: record.DeferredWrite, Inode: ino.ID, Off: d.off, Value: d.data}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// zeroTail logs zeros over the bytes of the last block past size, when
+// that block holds data, so that growing the blob later reads zeros there.
+func (w *writer) zeroTail(id format.InodeID, size int64) error {
+	bs := int64(w.db.bs)
+	if size%bs == 0 {
+		return nil
+	}
+	fb := cowio.FileBlock(size / bs)
+	m, err := w.view().mapping(id, fb, fb+1)
+	if err != nil {
+		return err
+	}
+	if len(m.Entries) == 0 && w.db.pages.latest(id, fb) == nil {
+		return nil // a hole reads zeros already
+	}
+	zeros := make([]byte, (int64(fb)+1)*bs-size)
+	return w.do(record.Op{Kind: record.DeferredWrite, Inode: id, Off: size, Value: zeros})
+}
+
+// loadMapping reads inode id's committed mapping from the current version
+// (the cowio.Table's load).
+func (db *DB) loadMapping(id format.InodeID) (cowio.Mapping, error) {
+	r := db.acquire()
+	defer db.release(r)
+	return treeView(r.v.ns, r.v.lsn).mapping(id, 0, maxFileBlock)
+}
+
+// overDirty reports whether the dirty pages hold more than their share of
+// memory: a quarter of CacheSize.
+func (db *DB) overDirty() bool {
+	_, n := db.pages.stats()
+	return n > db.opts.CacheSize/4
+}
+
+// writebackRunMax bounds one writeback write, in blocks.
+const writebackRunMax = 256
+
+// writeback turns the dirty pages of inode id into aligned copy-on-write
+// writes and remaps, runs of consecutive blocks at a time, then prunes
+// the page histories no reader can reach. It holds the inode's write lock
+// alone, so no page changes under it; a page replaced meanwhile by a
+// commit that does not take that lock (the value's deletion) makes the
+// remap's log step refuse, and the write is given up.
+func (db *DB) writeback(id format.InodeID) error {
+	st := db.pages.use(id)
+	defer db.pages.unuse(st)
+	st.wmu.Lock()
+	defer st.wmu.Unlock()
+	fbs, pages := st.dirtyPages()
+	if len(fbs) == 0 {
+		return nil
+	}
+	ino, err := db.inodes.Acquire(id, func() (cowio.Mapping, error) { return db.loadMapping(id) })
+	if err != nil {
+		return err
+	}
+	defer db.inodes.Release(ino)
+	bs := db.bs
+	for i := 0; i < len(fbs); {
+		j := i + 1
+		for j < len(fbs) && j-i < writebackRunMax && fbs[j] == fbs[j-1]+1 {
+			j++
+		}
+		buf := vfs.AlignedBuf((j - i) * bs)
+		for k := i; k < j; k++ {
+			copy(buf[(k-i)*bs:], pages[k])
+		}
+		run, runPages := fbs[i:j], pages[i:j]
+		r, err := ino.WriteAt(buf, int64(run[0])*int64(bs))
+		if err != nil {
+			return err
+		}
+		_, err = ino.Commit(r, func(r *cowio.Remap) (format.LSN, error) {
+			return db.writeOnceAs(true, func(w *writer) error {
+				if !st.samePages(run, runPages) {
+					return errWritebackRaced
+				}
+				for _, e := range r.New {
+					op := record.Op{Kind: record.Remap, Inode: id, FileBlock: uint64(e.FileBlock), Phys: e.Start, Len: e.Len, Sums: e.Sums}
+					if err := w.do(op); err != nil {
+						return err
+					}
+					w.commits = append(w.commits, e.Extent())
+				}
+				w.needsDataSync = true
+				return nil
+			})
+		})
+		if errors.Is(err, errWritebackRaced) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		db.stats.writebacks.Add(int64(j - i))
+		i = j
+	}
+	db.prunePages()
+	return nil
+}
+
+// writebackAll writes back every inode's dirty pages.
+func (db *DB) writebackAll() error {
+	for _, id := range db.pages.dirtyInodes() {
+		if err := db.writeback(id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// prunePages drops the page history no reader can reach.
+func (db *DB) prunePages() {
+	oldest := db.cur.Load().lsn
+	if o, ok := db.readers.oldest(); ok && o < oldest {
+		oldest = o
+	}
+	db.cache.SetPinned(db.pages.prune(oldest))
+}
