@@ -37,6 +37,8 @@ type Blob struct {
 	key      []byte
 	id       atomic.Uint64 // the inode; changes once if an inline value becomes a blob
 	readOnly bool
+	gen      uint64    // DB.restores when opened: a Restore makes the handle stale
+	snap     *Snapshot // the snapshot the blob is read from; nil: the live store
 
 	mu     sync.Mutex // position, buffer, closed
 	pos    int64
@@ -86,7 +88,7 @@ func (db *DB) OpenBlob(key []byte) (*Blob, error) {
 }
 
 func (db *DB) newBlob(key []byte, id format.InodeID, readOnly bool) *Blob {
-	b := &Blob{db: db, key: bytes.Clone(key), readOnly: readOnly}
+	b := &Blob{db: db, key: bytes.Clone(key), readOnly: readOnly, gen: db.restores.Load()}
 	b.id.Store(uint64(id))
 	return b
 }
@@ -124,10 +126,20 @@ func (b *Blob) check() error {
 // inode returns the handle's inode record as the current version has it,
 // registered as a read of that version until release.
 func (b *Blob) inode() (format.Inode, view, reader, error) {
-	r := b.db.acquire()
-	v := treeView(r.v.ns, r.v.lsn)
+	var r reader
+	var v view
+	if b.snap != nil {
+		var err error
+		if v, err = b.snap.view(); err != nil {
+			return format.Inode{}, view{}, reader{}, err
+		}
+		r = b.db.acquire() // cheap, and keeps release unconditional
+	} else {
+		r = b.db.acquire()
+		v = treeView(r.v.ns, r.v.lsn)
+	}
 	ino, err := lookupInode(v, b.key)
-	if errors.Is(err, ErrNotFound) || err == nil && ino.ID != format.InodeID(b.id.Load()) {
+	if errors.Is(err, ErrNotFound) || err == nil && ino.ID != format.InodeID(b.id.Load()) || b.snap == nil && b.db.restores.Load() != b.gen {
 		err = ErrStale
 	}
 	if err != nil {
@@ -208,7 +220,7 @@ func (b *Blob) writeAt(p []byte, off int64, sync bool) (int, error) {
 	bw := b.db.planWrite(p, off)
 	bw.sync = sync
 	id := format.InodeID(b.id.Load())
-	err := b.db.writeBlob(b.key, &id, bw)
+	err := b.db.writeBlob(b.key, &id, b.gen, bw)
 	b.id.Store(uint64(id))
 	if err != nil {
 		return 0, err
@@ -269,7 +281,7 @@ func (b *Blob) Truncate(size int64) error {
 		return err
 	}
 	id := format.InodeID(b.id.Load())
-	err := b.db.writeBlob(b.key, &id, blobWrite{truncate: size, sync: true})
+	err := b.db.writeBlob(b.key, &id, b.gen, blobWrite{truncate: size, sync: true})
 	b.id.Store(uint64(id))
 	return err
 }
@@ -451,6 +463,11 @@ func (b *Blob) Sync() error {
 	}
 	if err := b.flushBuffered(); err != nil {
 		return err
+	}
+	if _, _, r, err := b.inode(); err != nil {
+		return err
+	} else {
+		b.db.release(r)
 	}
 	if b.readOnly {
 		return nil

@@ -40,7 +40,13 @@ type blobWrite struct {
 	deferred []deferredPiece
 	truncate int64 // the new size of a Truncate; -1 for a write
 	end      int64 // the write's end: the size grows to it
-	sync     bool  // wait for durability (SyncAlways and not a buffered flush)
+	// rmw, when set, are the partial edge pieces of a write done as one
+	// read-modify-write of whole blocks (rmwP at rmwOff) instead.
+	rmw    []deferredPiece
+	rmwP   []byte
+	rmwOff int64
+	gen    uint64 // the handle's Restore generation
+	sync   bool   // wait for durability (SyncAlways and not a buffered flush)
 }
 
 type deferredPiece struct {
@@ -54,9 +60,9 @@ var errWritebackRaced = errors.New("cowdb: dirty pages changed during writeback"
 
 // maxWrite is the largest WriteAt: MaxWriteSize, and what one log record
 // maps, at 16 bytes a block (its checksum and a share of the remap's
-// fields), with a block of room for the rest of the record.
+// fields), with 1 KiB of room for the rest of the record.
 func (db *DB) maxWrite() int64 {
-	return min(MaxWriteSize, int64(db.recordMax-db.bs)/16*int64(db.bs))
+	return min(MaxWriteSize, int64(db.recordMax-1024)/16*int64(db.bs))
 }
 
 // planWrite splits a write of p at off into its routes (DESIGN §7): an
@@ -84,8 +90,33 @@ func (db *DB) planWrite(p []byte, off int64) blobWrite {
 		if hi < off+n {
 			bw.deferred = append(bw.deferred, deferredPiece{hi, p[hi-off:]})
 		}
+		if (lo-off)+(off+n-hi) > int64(db.recordMax/4) {
+			// Partial blocks too large to log (big blocks, a small log):
+			// read, patch and rewrite them with the middle instead.
+			bw.rmw, bw.rmwP, bw.rmwOff = bw.deferred, p, off
+			bw.deferred, bw.mid = nil, nil
+		}
 	}
 	return bw
+}
+
+// patchEdges builds the aligned buffer of a read-modify-write: the partial
+// edge blocks' current bytes (bases), then bw.rmwP over them.
+func (db *DB) patchEdges(id format.InodeID, bw *blobWrite, bases map[baseKey][]byte) {
+	bs := int64(db.bs)
+	lo := bw.rmwOff / bs * bs
+	hi := (bw.rmwOff + int64(len(bw.rmwP)) + bs - 1) / bs * bs
+	buf := vfs.AlignedBuf(int(hi - lo))
+	for _, edge := range [2]int64{lo, hi - bs} {
+		fb := cowio.FileBlock(edge / bs)
+		base := db.pages.latest(id, fb)
+		if base == nil {
+			base = bases[baseKey{id, fb}]
+		}
+		copy(buf[edge-lo:edge-lo+bs], base)
+	}
+	copy(buf[bw.rmwOff-lo:], bw.rmwP)
+	bw.mid, bw.midOff = buf, lo
 }
 
 // writeBlob performs bw on the blob (key, *id): the aligned part through
@@ -93,8 +124,9 @@ func (db *DB) planWrite(p []byte, off int64) blobWrite {
 // record, so the write is atomic. It converts an inline value to a blob
 // first (the handle's id then changes). A full log or no space checkpoints
 // and retries, with no lock held.
-func (db *DB) writeBlob(key []byte, id *format.InodeID, bw blobWrite) error {
-	if err := db.ensureBlob(key, id); err != nil {
+func (db *DB) writeBlob(key []byte, id *format.InodeID, gen uint64, bw blobWrite) error {
+	bw.gen = gen
+	if err := db.ensureBlob(key, id, gen); err != nil {
 		return err
 	}
 	var err error
@@ -116,8 +148,11 @@ func (db *DB) writeBlob(key []byte, id *format.InodeID, bw blobWrite) error {
 		}
 		db.bg.kick()
 		if db.overDirty() {
+			// Best effort: the write is committed whatever happens here;
+			// a writeback that cannot run now (no space) is retried by
+			// the next checkpoint.
 			if err := db.writeback(*id); err != nil {
-				return err
+				db.logger.Warn("cowdb: writeback under memory pressure failed", "dir", db.dir, "err", err)
 			}
 		}
 		if bw.sync && db.opts.Sync == SyncAlways {
@@ -129,11 +164,11 @@ func (db *DB) writeBlob(key []byte, id *format.InodeID, bw blobWrite) error {
 
 // writeBlobOnce is one attempt of writeBlob.
 func (db *DB) writeBlobOnce(key []byte, id *format.InodeID, bw blobWrite) (format.LSN, error) {
-	exclusive := len(bw.deferred) > 0 || bw.truncate >= 0
-	if exclusive {
-		db.deferMu.RLock()
-		defer db.deferMu.RUnlock()
-	}
+	// Every blob writer shares deferMu: a checkpoint, Snapshot or Restore
+	// takes it alone to write back every page with no writer under way.
+	exclusive := len(bw.deferred) > 0 || bw.truncate >= 0 || len(bw.rmw) > 0
+	db.deferMu.RLock()
+	defer db.deferMu.RUnlock()
 	st := db.pages.use(*id)
 	defer db.pages.unuse(st)
 	if exclusive {
@@ -149,6 +184,9 @@ func (db *DB) writeBlobOnce(key []byte, id *format.InodeID, bw blobWrite) (forma
 	bases, err := db.readBases(*id, bw)
 	if err != nil {
 		return 0, err
+	}
+	if len(bw.rmw) > 0 {
+		db.patchEdges(*id, &bw, bases)
 	}
 	var lsn format.LSN
 	log := func(r *cowio.Remap) (format.LSN, error) {
@@ -184,7 +222,7 @@ func (db *DB) writeBlobOnce(key []byte, id *format.InodeID, bw blobWrite) (forma
 // ensureBlob converts the inline value *id of key to a blob holding the
 // same bytes (as dirty pages), in a record of its own, and sets *id to the
 // blob's inode. A value already a blob is left alone.
-func (db *DB) ensureBlob(key []byte, id *format.InodeID) error {
+func (db *DB) ensureBlob(key []byte, id *format.InodeID, gen uint64) error {
 	r := db.acquire()
 	rec, ok, err := r.v.ns.Get(format.InodeKey(nil, key))
 	db.release(r)
@@ -211,7 +249,7 @@ func (db *DB) ensureBlob(key []byte, id *format.InodeID) error {
 		if err != nil {
 			return fmt.Errorf("cowdb: key %q: %w", key, err)
 		}
-		if ino.ID != *id {
+		if ino.ID != *id || w.db.mu.restores != gen {
 			return ErrStale
 		}
 		if !ino.Inline() {
@@ -240,7 +278,7 @@ func (db *DB) ensureBlob(key []byte, id *format.InodeID) error {
 func (db *DB) readBases(id format.InodeID, bw blobWrite) (map[baseKey][]byte, error) {
 	var bases map[baseKey][]byte
 	bs := int64(db.bs)
-	for _, d := range bw.deferred {
+	for _, d := range append(bw.deferred, bw.rmw...) {
 		for _, edge := range [2]int64{d.off, d.off + int64(len(d.data)) - 1} {
 			fb := cowio.FileBlock(edge / bs)
 			start := int64(fb) * bs
@@ -281,7 +319,7 @@ func (w *writer) blobOps(key []byte, id *format.InodeID, bw blobWrite, r *cowio.
 	if err != nil {
 		return fmt.Errorf("cowdb: key %q: %w", key, err)
 	}
-	if ino.ID != *id || ino.Inline() {
+	if ino.ID != *id || ino.Inline() || w.db.mu.restores != bw.gen {
 		return ErrStale
 	}
 	if r != nil {
@@ -301,7 +339,9 @@ func (w *writer) blobOps(key []byte, id *format.InodeID, bw blobWrite, r *cowio.
 	case bw.end > size:
 		size = bw.end
 	}
-	if size != ino.Size {
+	if size != ino.Size || bw.truncate >= 0 {
+		// A Truncate logs its size even when unchanged: the inode's
+		// committed changes need a record of their own (CommitTruncate).
 		if err := w.do(record.Op{Kind: record.Truncate, Key: bytes.Clone(key), Inode: ino.ID, Size: size}); err != nil {
 			return err
 		}
@@ -367,6 +407,12 @@ func (db *DB) writeback(id format.InodeID) error {
 	defer db.pages.unuse(st)
 	st.wmu.Lock()
 	defer st.wmu.Unlock()
+	return db.writebackLocked(st)
+}
+
+// writebackLocked is writeback with st's write lock held alone.
+func (db *DB) writebackLocked(st *inodeState) error {
+	id := st.id
 	fbs, pages := st.dirtyPages()
 	if len(fbs) == 0 {
 		return nil
@@ -387,8 +433,10 @@ func (db *DB) writeback(id format.InodeID) error {
 			copy(buf[(k-i)*bs:], pages[k])
 		}
 		run, runPages := fbs[i:j], pages[i:j]
+		db.wbInFlight.Add(int64(j - i))
 		r, err := ino.WriteAt(buf, int64(run[0])*int64(bs))
 		if err != nil {
+			db.wbInFlight.Add(-int64(j - i))
 			return err
 		}
 		_, err = ino.Commit(r, func(r *cowio.Remap) (format.LSN, error) {
@@ -407,6 +455,7 @@ func (db *DB) writeback(id format.InodeID) error {
 				return nil
 			})
 		})
+		db.wbInFlight.Add(-int64(j - i))
 		if errors.Is(err, errWritebackRaced) {
 			return nil
 		}

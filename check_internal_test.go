@@ -10,6 +10,7 @@ import (
 	"github.com/cowdb/cowdb/cowio"
 	"github.com/cowdb/cowdb/extents"
 	"github.com/cowdb/cowdb/internal/format"
+	"github.com/cowdb/cowdb/snapshot"
 	"github.com/cowdb/cowdb/vfs"
 )
 
@@ -89,7 +90,12 @@ func checkPersisted(fs vfs.FS, dir string) error {
 	return nil
 }
 
-// reachable returns every block reachable from sb's roots.
+// reachable returns every block reachable from sb's roots, after checking
+// that the refcount tree holds exactly the count of every block reached by
+// more than one referrer: the number of distinct nodes and catalog entries
+// pointing at it (a node at a child, a leaf at an extent, a catalog entry
+// at a root), DESIGN §4. Nodes a drop in progress has taken to count 0 are
+// still allocated but have no count to check.
 func reachable(sb format.Superblock, read func(format.Block, []byte) error) (map[format.Block]bool, error) {
 	st := &readOnlyStore{read: read}
 	forest, err := btree.New(btree.Options{Store: st, BlockSize: int(sb.BlockSize)})
@@ -97,24 +103,37 @@ func reachable(sb format.Superblock, read func(format.Block, []byte) error) (map
 		return nil, err
 	}
 	reach := map[format.Block]bool{}
-	walk := func(t *btree.Tree, leaf func(k, v []byte) error) error {
-		if err := t.Verify(); err != nil {
-			return err
-		}
-		return t.Walk(func(n btree.NodeInfo) (bool, error) {
-			if reach[n.Ref.Block] {
+	refs := map[format.Block]int{}    // referrers met
+	unrefd := map[format.Block]bool{} // drop frames: allocated, count 0
+	seen := map[format.Block]bool{}   // nodes whose pointers were counted
+	visitor := func(leaf func(k, v []byte) error) func(btree.NodeInfo) (bool, error) {
+		return func(n btree.NodeInfo) (bool, error) {
+			reach[n.Ref.Block] = true
+			if seen[n.Ref.Block] {
 				return false, nil
 			}
-			reach[n.Ref.Block] = true
+			seen[n.Ref.Block] = true
+			for _, c := range n.Children {
+				refs[c.Block()]++
+			}
 			if len(n.Children) == 0 && leaf != nil {
-				for i := range n.Keys {
+				for i := range n.Values {
 					if err := leaf(n.Keys[i], n.Values[i]); err != nil {
 						return false, err
 					}
 				}
 			}
 			return true, nil
-		})
+		}
+	}
+	walk := func(t *btree.Tree, leaf func(k, v []byte) error) error {
+		if err := t.Verify(); err != nil {
+			return err
+		}
+		if r, ok := t.Root(); ok && r.Block != format.NoBlock {
+			refs[r.Block]++
+		}
+		return t.Walk(visitor(leaf))
 	}
 	nsLeaf := func(k, v []byte) error {
 		if _, _, ok := format.ParseExtentKey(k); !ok {
@@ -126,14 +145,20 @@ func reachable(sb format.Superblock, read func(format.Block, []byte) error) (map
 		}
 		for i := range r.Len {
 			reach[r.Start+format.Block(i)] = true
+			refs[r.Start+format.Block(i)]++
 		}
 		return nil
 	}
 	var roots []format.Ref
+	var drops [][]byte
 	catalog := forest.Open(kindCatalog, sb.CatalogRoot)
 	if err := walk(catalog, func(k, v []byte) error {
-		_, r, err := decodeRootRecord(v)
-		roots = append(roots, r)
+		rec, err := snapshot.DecodeRecord(v)
+		if rec.Kind == snapshot.RootDropping {
+			drops = append(drops, rec.Cursor)
+		} else {
+			roots = append(roots, rec.Root)
+		}
 		return err
 	}); err != nil {
 		return nil, fmt.Errorf("catalog: %w", err)
@@ -143,8 +168,64 @@ func reachable(sb format.Superblock, read func(format.Block, []byte) error) (map
 			return nil, fmt.Errorf("namespace root %d: %w", r.Block, err)
 		}
 	}
+	for _, cur := range drops {
+		d, err := forest.ResumeDrop(cur)
+		if err != nil {
+			return nil, err
+		}
+		for _, fr := range d.Frames() {
+			unrefd[fr.Block] = true
+		}
+		first := !d.Started()
+		v := visitor(nsLeaf)
+		if err := d.Walk(func(n btree.NodeInfo) (bool, error) {
+			if first {
+				first = false
+				refs[n.Ref.Block]++ // the catalog entry's, until the first step
+			}
+			return v(n)
+		}); err != nil {
+			return nil, fmt.Errorf("drop: %w", err)
+		}
+	}
 	if err := walk(forest.Open(kindRefcount, sb.RefcountRoot), nil); err != nil {
 		return nil, fmt.Errorf("refcount tree: %w", err)
+	}
+	// The refcount tree against the referrers counted.
+	stored := map[format.Block]int{}
+	for e, err := range forest.Open(kindRefcount, sb.RefcountRoot).Range(nil, nil) {
+		if err != nil {
+			return nil, err
+		}
+		r, err := decodeRefcount(e.Key, e.Value)
+		if err != nil {
+			return nil, err
+		}
+		for i := range r.Len {
+			stored[r.Start+format.Block(i)] = int(r.Count)
+		}
+	}
+	var wrong []string
+	for b, n := range refs {
+		if unrefd[b] {
+			continue
+		}
+		want := 0
+		if n >= 2 {
+			want = n
+		}
+		if stored[b] != want && !(want > 0 && stored[b] == int(extents.RefcountMaxDefault)) {
+			wrong = append(wrong, fmt.Sprintf("block %d: %d referrers, refcount record %d", b, n, stored[b]))
+		}
+	}
+	for b, c := range stored {
+		if refs[b] == 0 && !unrefd[b] {
+			wrong = append(wrong, fmt.Sprintf("block %d: refcount record %d, no referrer", b, c))
+		}
+	}
+	if len(wrong) > 0 {
+		slices.Sort(wrong)
+		return nil, fmt.Errorf("refcounts disagree with the trees (%d blocks): %v", len(wrong), wrong[:min(len(wrong), 10)])
 	}
 	return reach, nil
 }

@@ -3,12 +3,17 @@ package cowdb
 import (
 	"bytes"
 	"cmp"
+	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
+	"github.com/cowdb/cowdb/btree"
 	"github.com/cowdb/cowdb/extents"
 	"github.com/cowdb/cowdb/internal/format"
+	"github.com/cowdb/cowdb/internal/record"
+	"github.com/cowdb/cowdb/snapshot"
 	"github.com/cowdb/cowdb/vfs"
 )
 
@@ -31,22 +36,82 @@ func (db *DB) Checkpoint() error {
 // logged at or before its LSN must be in the tree by then (DESIGN §7).
 // Pages are written back first with writers running, then again with new
 // deferred writes held off (db.deferMu) until the seal has taken its LSN.
+//
+// When there is no space to write the pages back, the checkpoint must
+// still run: it is what releases the busy blocks that would give the
+// space. The pages left dirty are then logged again (relogged, as XFS
+// relogs items) after the checkpoint's LSN, so that its log can be
+// recycled and replay still rebuilds them.
 func (db *DB) sealWrittenBack() (*cpPlan, error) {
 	if !db.opts.ReadOnly {
-		if err := db.writebackAll(); err != nil {
+		if err := db.writebackAll(); err != nil && !errors.Is(err, ErrNoSpace) {
 			return nil, err
 		}
 	}
 	db.deferMu.Lock()
 	defer db.deferMu.Unlock()
+	relog := false
 	if !db.opts.ReadOnly {
-		if err := db.writebackAll(); err != nil {
+		err := db.writebackAll()
+		switch {
+		case errors.Is(err, ErrNoSpace):
+			relog = true
+		case err != nil:
 			return nil, err
 		}
 	}
 	db.mu.Lock()
 	defer db.mu.Unlock()
-	return db.sealLocked()
+	plan, err := db.sealLocked()
+	if err == nil && plan != nil && relog {
+		err = db.relogPagesLocked()
+		// The relogged records must be durable before the superblock
+		// that lets the log before them be recycled.
+		plan.walSync = db.mu.lastLSN
+	}
+	return plan, err
+}
+
+// relogPagesLocked logs every dirty page again, whole, as DeferredWrite
+// records after the last LSN (see sealWrittenBack). A failure fails the
+// store: the checkpoint being sealed would recycle the only record of
+// those pages.
+func (db *DB) relogPagesLocked() error {
+	var ops []record.Op
+	size := 0
+	flush := func() error {
+		if len(ops) == 0 {
+			return nil
+		}
+		payload, err := record.Append(nil, ops)
+		if err == nil {
+			var lsn format.LSN
+			if lsn, err = db.wal.Append(payload, 0); err == nil {
+				db.mu.lastLSN = lsn
+				db.cur.Store(&version{ns: db.mu.live, lsn: lsn})
+			}
+		}
+		ops, size = ops[:0], 0
+		if err != nil {
+			return db.failLocked(fmt.Errorf("relogging dirty pages: %w", err))
+		}
+		return nil
+	}
+	for _, id := range db.pages.dirtyInodes() {
+		st := db.pages.use(id)
+		fbs, pages := st.dirtyPages()
+		db.pages.unuse(st)
+		for i, fb := range fbs {
+			if size+db.bs+64 > db.recordMax/2 {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+			ops = append(ops, record.Op{Kind: record.DeferredWrite, Inode: id, Off: int64(fb) * int64(db.bs), Value: pages[i]})
+			size += db.bs + 64
+		}
+	}
+	return flush()
 }
 
 // cpPlan is a sealed checkpoint: what its I/O writes.
@@ -54,6 +119,10 @@ type cpPlan struct {
 	cp    *extents.Checkpoint
 	nodes []nodeWrite
 	sb    format.Superblock
+	// walSync is the LSN the log must be durable to before the
+	// superblock is written: the checkpoint's, or past it when dirty
+	// pages were relogged.
+	walSync format.LSN
 }
 
 // checkpoint seals the state under db.mu, does the I/O without it, then
@@ -120,17 +189,11 @@ func (db *DB) sealLocked() (*cpPlan, error) {
 	}
 	epoch := db.mu.epoch + 1
 	db.mu.opLSN = L
-	trees, err := db.forest.Checkpoint(epoch, db.mu.live)
+	if err := db.checkpointRootsLocked(epoch, L); err != nil {
+		return nil, db.failLocked(err)
+	}
+	trees, err := db.forest.Checkpoint(epoch, db.mu.catalog)
 	if err != nil {
-		return nil, db.failLocked(err)
-	}
-	db.mu.live = trees[0]
-	db.cur.Store(&version{ns: trees[0], lsn: L})
-	root, _ := trees[0].Root()
-	if err := db.putCatalogLocked(liveKey, appendRootRecord(nil, rootLive, root, db.created)); err != nil {
-		return nil, db.failLocked(err)
-	}
-	if trees, err = db.forest.Checkpoint(epoch, db.mu.catalog); err != nil {
 		return nil, db.failLocked(err)
 	}
 	db.mu.catalog = trees[0]
@@ -154,6 +217,95 @@ func (db *DB) sealLocked() (*cpPlan, error) {
 		NextInode: db.mu.nextInode, CreatedUnixNano: db.created,
 	}
 	return &cpPlan{cp: cp, nodes: db.nodes.takeQueue(), sb: sb}, nil
+}
+
+// checkpointRootsLocked writes every counted namespace root's dirty nodes
+// — the live root, each snapshot, each drop not yet started — and brings
+// the catalog in line: the live entry, one per snapshot, one per drop with
+// its cursor, and none for snapshots deleted or drops finished since.
+func (db *DB) checkpointRootsLocked(epoch format.Epoch, L format.LSN) error {
+	names := slices.Sorted(maps.Keys(db.mu.snaps))
+	trees := []*btree.Tree{db.mu.live}
+	for _, n := range names {
+		trees = append(trees, db.mu.snaps[n].tree)
+	}
+	var waiting []*dropState
+	for _, d := range db.mu.drops {
+		if d.d == nil {
+			waiting = append(waiting, d)
+			trees = append(trees, d.tree)
+		}
+	}
+	out, err := db.forest.Checkpoint(epoch, trees...)
+	if err != nil {
+		return err
+	}
+	db.mu.live = out[0]
+	db.cur.Store(&version{ns: out[0], lsn: L})
+	for i, n := range names {
+		db.mu.snaps[n].tree = out[1+i]
+	}
+	for i, d := range waiting {
+		d.tree = out[1+len(names)+i]
+		d.persisted = true
+	}
+	want := map[string][]byte{}
+	root, _ := db.mu.live.Root()
+	want[string(snapshot.LiveKey)] = snapshot.AppendRecord(nil, snapshot.Record{Kind: snapshot.RootLive, Root: root, Created: db.created})
+	for _, n := range names {
+		s := db.mu.snaps[n]
+		r, _ := s.tree.Root()
+		want[string(snapshot.SnapshotKey(n))] = snapshot.AppendRecord(nil, snapshot.Record{Kind: snapshot.RootSnapshot, Root: r, Created: s.created})
+	}
+	for _, d := range db.mu.drops {
+		dr := d.d
+		if dr == nil {
+			dr = db.forest.Drop(d.tree)
+		}
+		cur, err := dr.MarshalBinary()
+		if err != nil {
+			return fmt.Errorf("drop %d: %w", d.id, err)
+		}
+		want[string(snapshot.DropKey(d.id))] = snapshot.AppendRecord(nil, snapshot.Record{Kind: snapshot.RootDropping, Created: d.created, Cursor: cur})
+	}
+	var stale [][]byte
+	for e, err := range db.mu.catalog.Range(nil, nil) {
+		if err != nil {
+			return err
+		}
+		if _, ok := want[string(e.Key)]; !ok {
+			stale = append(stale, bytes.Clone(e.Key))
+		}
+	}
+	for _, k := range stale {
+		if err := db.delCatalogLocked(k); err != nil {
+			return err
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(want)) {
+		if err := db.putCatalogLocked([]byte(k), want[k]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// delCatalogLocked removes one catalog entry.
+func (db *DB) delCatalogLocked(key []byte) error {
+	b, err := db.mu.catalog.Begin()
+	if err != nil {
+		return err
+	}
+	if err := b.Delete(key); err != nil {
+		b.Abort()
+		return err
+	}
+	t, err := b.Commit()
+	if err != nil {
+		return err
+	}
+	db.mu.catalog = t
+	return nil
 }
 
 // putCatalogLocked sets one catalog entry.
@@ -249,8 +401,8 @@ func (db *DB) writeCheckpoint(p *cpPlan) error {
 	if err := db.data.Datasync(); err != nil {
 		return err
 	}
-	if db.wal != nil && p.sb.CheckpointLSN > 0 {
-		if err := db.wal.Sync(p.sb.CheckpointLSN); err != nil {
+	if db.wal != nil && max(p.sb.CheckpointLSN, p.walSync) > 0 {
+		if err := db.wal.Sync(max(p.sb.CheckpointLSN, p.walSync)); err != nil {
 			return err
 		}
 	}

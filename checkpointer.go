@@ -20,6 +20,10 @@ const checkpointTick = time.Second
 // cut throughput several times over.
 const dirtyShareOfCache = 1
 
+// dropStepsPerWake bounds the drop steps the checkpointer runs before it
+// looks at its other work again.
+const dropStepsPerWake = 16
+
 // checkpointer runs checkpoints in the background (DESIGN §6) when the log
 // has grown by CheckpointWALSize since the last one, when dirty nodes
 // take more memory than CacheSize, when half the log's segments are in
@@ -75,7 +79,20 @@ func (c *checkpointer) run() {
 		case <-t.C:
 			timer = true
 		}
-		if !c.due(timer && time.Since(last) >= c.db.opts.CheckpointInterval) {
+		needCP, steps := c.db.dropWork()
+		if steps {
+			// Reclaim in slices, so that checkpoints and the stop signal
+			// are looked at in between.
+			more, err := c.db.dropSteps(dropStepsPerWake)
+			if err != nil {
+				c.db.logger.Error("cowdb: background drop failed", "dir", c.db.dir, "err", err)
+				return
+			}
+			if more {
+				c.kick()
+			}
+		}
+		if !needCP && !c.due(timer && time.Since(last) >= c.db.opts.CheckpointInterval) {
 			continue
 		}
 		if err := c.db.checkpoint(); err != nil {

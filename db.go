@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -55,15 +56,15 @@ type DB struct {
 	fs     vfs.FS
 	logger *slog.Logger
 
-	lock    io.Closer
-	data    vfs.File
-	wal     *wal.Log // nil only while a new store is being created
+	lock io.Closer
+	data vfs.File
+	wal  *wal.Log // nil only while a new store is being created
 	// recordMax is the log's record size limit.
 	recordMax int
-	bs      int      // block size in bytes
-	storeID uint64
-	created int64 // unix nanoseconds
-	geo     extents.Geometry
+	bs        int // block size in bytes
+	storeID   uint64
+	created   int64 // unix nanoseconds
+	geo       extents.Geometry
 	// inlineMax is the largest value stored inline, after clamping
 	// Options.InlineMax to what a node holds.
 	inlineMax int
@@ -88,6 +89,10 @@ type DB struct {
 	deferMu sync.RWMutex
 	readers readerSet
 	closed  atomic.Bool
+	// wbInFlight counts the dirty pages whose writeback is allocating.
+	wbInFlight atomic.Int64
+	// restores is db.mu.restores, readable without db.mu.
+	restores atomic.Uint64
 
 	// cpMu admits one checkpoint at a time. It is taken before mu.
 	cpMu sync.Mutex
@@ -114,6 +119,13 @@ type DB struct {
 		// release extents, and the lookup of its old value is skipped.
 		hasBlobs bool
 		failed   error // sticky: a log or data write failed
+		// snaps are the named snapshots; drops the roots being released
+		// in the background, in the order they began (snapshots.go).
+		snaps map[string]*snapState
+		drops []*dropState
+		// restores counts Restores since Open (db.restores mirrors it
+		// for Blob handles, which go stale at each).
+		restores uint64
 		// released are blob inodes deleted or replaced whose write-path
 		// state is still to be dropped (dropReleased, outside db.mu).
 		released []format.InodeID
@@ -155,7 +167,18 @@ func (db *DB) Close() error {
 	failed := db.mu.failed
 	db.mu.Unlock()
 	if !db.opts.ReadOnly && failed == nil {
-		errs = append(errs, db.checkpoint())
+		err := db.checkpoint()
+		if errors.Is(err, ErrNoSpace) {
+			// The log holds every write and the next Open replays it:
+			// make it durable and close, rather than lose nothing but
+			// refuse to close.
+			db.logger.Warn("cowdb: no space for the closing checkpoint; the log keeps the writes", "dir", db.dir, "err", err)
+			db.mu.Lock()
+			lsn := db.mu.lastLSN
+			db.mu.Unlock()
+			err = db.syncLSN(lsn)
+		}
+		errs = append(errs, err)
 	}
 	if db.wal != nil {
 		errs = append(errs, db.wal.Close())
@@ -372,7 +395,9 @@ func (db *DB) commitLocked(w *writer) (format.LSN, error) {
 		w.abort()
 		return db.mu.lastLSN, nil
 	}
-	if err := db.checkHeadroomLocked(len(w.ops)); err != nil {
+	freeing := !slices.ContainsFunc(w.ops, func(op record.Op) bool { return op.Kind != record.Delete })
+	// The batch's own new pages count like the store's (admitNeedLocked).
+	if err := db.checkHeadroomLocked(len(w.ops)+(len(w.pageOps)+nodesPerOp-1)/nodesPerOp, freeing); err != nil {
 		w.abort()
 		return 0, err
 	}

@@ -39,6 +39,11 @@ var (
 	ErrInvalidOffset = errors.New("cowdb: invalid offset")
 	// ErrSnapshotExists: a snapshot of that name already exists.
 	ErrSnapshotExists = errors.New("cowdb: snapshot exists")
+	// ErrInvalidSnapshotName: a snapshot name that is empty, longer than
+	// 255 bytes, or holds a byte other than letters, digits and "-_.:@".
+	ErrInvalidSnapshotName = errors.New("cowdb: invalid snapshot name")
+	// ErrTooManySnapshots: snapshot.MaxSnapshots snapshots exist already.
+	ErrTooManySnapshots = errors.New("cowdb: too many snapshots")
 	// ErrSnapshotNotFound: no snapshot of that name.
 	ErrSnapshotNotFound = errors.New("cowdb: snapshot not found")
 	// ErrTxClosed: a Tx was used after its function returned.

@@ -14,41 +14,10 @@ import (
 	"github.com/cowdb/cowdb/cowio"
 	"github.com/cowdb/cowdb/extents"
 	"github.com/cowdb/cowdb/internal/format"
+	"github.com/cowdb/cowdb/snapshot"
 	"github.com/cowdb/cowdb/vfs"
 	"github.com/cowdb/cowdb/wal"
 )
-
-// liveKey is the catalog key of the live root. Snapshot names (issue 7)
-// are letters, digits and "-_.:@", so they never collide with it.
-var liveKey = []byte{0}
-
-// Root record (the catalog tree's value, little-endian):
-//
-//	offset size field
-//	     0    1 kind      rootLive or rootSnapshot
-//	     1    8 block     the namespace tree's root block (0: empty tree)
-//	     9    8 sum       its checksum
-//	    17    8 created   unix nanoseconds
-const (
-	rootRecordSize = 25
-	rootLive       = 1
-	rootSnapshot   = 2
-)
-
-func appendRootRecord(dst []byte, kind byte, r format.Ref, created int64) []byte {
-	dst = append(dst, kind)
-	dst = binary.LittleEndian.AppendUint64(dst, uint64(r.Block))
-	dst = binary.LittleEndian.AppendUint64(dst, r.Sum)
-	return binary.LittleEndian.AppendUint64(dst, uint64(created))
-}
-
-func decodeRootRecord(b []byte) (kind byte, r format.Ref, err error) {
-	if len(b) != rootRecordSize || (b[0] != rootLive && b[0] != rootSnapshot) {
-		return 0, format.Ref{}, format.Corruptf("catalog root record", format.ErrMalformed, "%d bytes: %x", len(b), b[:min(len(b), 8)])
-	}
-	r = format.Ref{Block: format.Block(binary.LittleEndian.Uint64(b[1:])), Sum: binary.LittleEndian.Uint64(b[9:])}
-	return b[0], r, nil
-}
 
 // Open opens the store in directory dir, creating it (and dir) if missing.
 // opts nil means every default. A writer holds dir's LOCK exclusively
@@ -204,6 +173,7 @@ func create(dir string, o Options) error {
 	db.geo = alloc.Geometry()
 	db.mu.alloc = alloc
 	db.mu.live = db.forest.Empty(kindNamespace)
+	db.mu.snaps = map[string]*snapState{}
 	db.mu.catalog = db.forest.Empty(kindCatalog)
 	db.mu.refcount = db.forest.Empty(kindRefcount)
 	db.mu.nextInode = 1
@@ -285,23 +255,18 @@ func (db *DB) openData(given *Options) error {
 		return err
 	}
 	db.mu.catalog = db.forest.Open(kindCatalog, sb.CatalogRoot)
-	rec, ok, err := db.mu.catalog.Get(liveKey)
-	if err == nil && !ok {
-		err = format.Corruptf("catalog", format.ErrMalformed, "no live root")
-	}
-	if err != nil {
+	if err := db.loadCatalog(); err != nil {
 		return fmt.Errorf("cowdb: %s: %w", name, err)
 	}
-	_, root, err := decodeRootRecord(rec)
-	if err != nil {
-		return fmt.Errorf("cowdb: %s: %w", name, err)
+	// A blob leaves an index entry ('i', even when empty) and extent
+	// records ('x'); the keys sort 'i' < 'k' < 'x'.
+	for _, p := range []byte{format.KeyPrefixBlobKey, format.KeyPrefixExtent} {
+		e, ok, err := db.mu.live.SeekGE([]byte{p})
+		if err != nil {
+			return fmt.Errorf("cowdb: %s: %w", name, err)
+		}
+		db.mu.hasBlobs = db.mu.hasBlobs || ok && e.Key[0] == p
 	}
-	db.mu.live = db.forest.Open(kindNamespace, root)
-	e, ok, err := db.mu.live.SeekGE([]byte{format.KeyPrefixExtent})
-	if err != nil {
-		return fmt.Errorf("cowdb: %s: %w", name, err)
-	}
-	db.mu.hasBlobs = ok && e.Key[0] == format.KeyPrefixExtent
 	db.mu.nextInode = sb.NextInode
 	db.mu.epoch, db.mu.cpLSN, db.mu.lastLSN = sb.Epoch, sb.CheckpointLSN, sb.CheckpointLSN
 	db.cur.Store(&version{ns: db.mu.live, lsn: sb.CheckpointLSN})
@@ -416,6 +381,45 @@ func decodeRefcount(k, v []byte) (extents.Record, error) {
 		Len:   binary.LittleEndian.Uint64(v),
 		Count: binary.LittleEndian.Uint32(v[8:]),
 	}, nil
+}
+
+// loadCatalog reads the catalog: the live root, the snapshots and the
+// drops in progress.
+func (db *DB) loadCatalog() error {
+	db.mu.snaps = map[string]*snapState{}
+	live := false
+	for e, err := range db.mu.catalog.Range(nil, nil) {
+		if err != nil {
+			return err
+		}
+		kind, name, dropID, err := snapshot.ParseKey(e.Key)
+		if err != nil {
+			return err
+		}
+		rec, err := snapshot.DecodeRecord(e.Value)
+		if err != nil {
+			return fmt.Errorf("catalog entry %q: %w", e.Key, err)
+		}
+		switch {
+		case kind == snapshot.KeyLive && rec.Kind == snapshot.RootLive:
+			db.mu.live = db.forest.Open(kindNamespace, rec.Root)
+			live = true
+		case kind == snapshot.KeySnapshot && rec.Kind == snapshot.RootSnapshot:
+			db.mu.snaps[name] = &snapState{tree: db.forest.Open(kindNamespace, rec.Root), created: rec.Created}
+		case kind == snapshot.KeyDrop && rec.Kind == snapshot.RootDropping:
+			d, err := db.forest.ResumeDrop(rec.Cursor)
+			if err != nil {
+				return fmt.Errorf("catalog entry %q: %w", e.Key, err)
+			}
+			db.mu.drops = append(db.mu.drops, &dropState{id: dropID, d: d, persisted: true, created: rec.Created})
+		default:
+			return format.Corruptf("catalog", format.ErrMalformed, "entry %q holds a root of kind %d", e.Key, rec.Kind)
+		}
+	}
+	if !live {
+		return format.Corruptf("catalog", format.ErrMalformed, "no live root")
+	}
+	return nil
 }
 
 // openWAL opens the log directory with the store's ID.

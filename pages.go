@@ -219,6 +219,17 @@ func (s *pageSet) overlay(id format.InodeID, lsn format.LSN, p []byte, off int64
 	}
 }
 
+// coverAll returns a cover of every block of every inode with a history.
+func (s *pageSet) coverAll(end cowio.FileBlock) []pageOp {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ops := make([]pageOp, 0, len(s.inodes))
+	for id := range s.inodes {
+		ops = append(ops, pageOp{id: id, end: end})
+	}
+	return ops
+}
+
 // has reports whether inode id has a page history.
 func (s *pageSet) has(id format.InodeID) bool {
 	s.mu.Lock()

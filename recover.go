@@ -1,6 +1,7 @@
 package cowdb
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/cowdb/cowdb/internal/format"
@@ -30,7 +31,14 @@ func (db *DB) recover() error {
 	if replayed > 0 {
 		db.logger.Info("cowdb: recovered", "dir", db.dir, "records", replayed, "lsn", db.mu.lastLSN)
 		if !db.opts.ReadOnly {
-			return db.checkpoint()
+			err := db.checkpoint()
+			if errors.Is(err, ErrNoSpace) {
+				// Open anyway: the log still holds what it replayed, and
+				// a checkpoint succeeds once space is freed.
+				db.logger.Warn("cowdb: no space for the checkpoint after recovery; the log keeps the writes", "dir", db.dir, "err", err)
+				return nil
+			}
+			return err
 		}
 	}
 	return nil
@@ -44,6 +52,14 @@ func (db *DB) replayLocked(lsn format.LSN, payload []byte) error {
 	ops, err := record.Decode(payload)
 	if err != nil {
 		return fmt.Errorf("log record %d: %w", lsn, err)
+	}
+	if len(ops) == 1 && isRootOp(ops[0].Kind) {
+		if err := db.applyRootOpLocked(&ops[0], lsn); err != nil {
+			return fmt.Errorf("log record %d: %w", lsn, err)
+		}
+		db.mu.lastLSN = lsn
+		db.cur.Store(&version{ns: db.mu.live, lsn: lsn})
+		return nil
 	}
 	w, err := db.newWriterLocked()
 	if err != nil {

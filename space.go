@@ -10,18 +10,32 @@ import (
 // Space kept for checkpoints (DESIGN §8). A checkpoint must always be able
 // to write the dirty nodes, or the busy blocks it would release stay busy
 // and a full store could never make room. So a checkpoint needs the dirty
-// nodes plus cpMargin blocks (the catalog's path; the refcount tree, one
-// node per refcountsPerNode records), and a write is accepted only if,
-// with up to nodesPerOp new dirty nodes per operation, that still holds.
+// nodes plus cpReserve blocks (the catalog's path; the refcount tree, one
+// node per refcountsPerNode records, on top), and a write is accepted only
+// if, with up to nodesPerOp new dirty nodes per operation and cpMargin
+// blocks more, that still holds. A write that only deletes is accepted
+// into the margin: it is how a full store makes room, and the checkpoint
+// after it still fits in the reserve.
 const (
-	cpMargin         = 16
+	cpReserve        = 8
+	cpMargin         = 8
 	refcountsPerNode = 64
 	nodesPerOp       = 3
 )
 
 // checkpointNeedLocked returns the free blocks the next checkpoint needs.
 func (db *DB) checkpointNeedLocked() uint64 {
-	return uint64(db.forest.Stats().DirtyNodes) + cpMargin
+	return uint64(db.forest.Stats().DirtyNodes) + cpReserve
+}
+
+// admitNeedLocked returns the free blocks a new allocation must leave: the
+// next checkpoint's, and one for each dirty page, which writeback will
+// need (a full store must not accept what it can never write back).
+func (db *DB) admitNeedLocked() uint64 {
+	dirty, _ := db.pages.stats()
+	// The pages being written back are allocating their blocks now.
+	dirty -= min(dirty, db.wbInFlight.Load())
+	return db.checkpointNeedLocked() + uint64(dirty)
 }
 
 // ensureSpaceLocked makes sure need blocks can be allocated, growing the
@@ -70,10 +84,13 @@ func (db *DB) ensureSpaceLocked(need uint64) error {
 
 // checkHeadroomLocked refuses a write of ops operations (ErrNoSpace) when
 // the next checkpoint might then not find room for the dirty nodes,
-// growing the file first if it can. It is cheap unless the last known free
-// space is nearly used up.
-func (db *DB) checkHeadroomLocked(ops int) error {
-	need := db.checkpointNeedLocked() + uint64(nodesPerOp*ops)
+// growing the file first if it can; freeing says the write only deletes.
+// It is cheap unless the last known free space is nearly used up.
+func (db *DB) checkHeadroomLocked(ops int, freeing bool) error {
+	need := db.admitNeedLocked() + uint64(nodesPerOp*ops)
+	if !freeing {
+		need += cpMargin
+	}
 	if need <= db.mu.headroom {
 		return nil
 	}

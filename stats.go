@@ -79,6 +79,13 @@ type Stats struct {
 	DirtyBlocks     int64
 	PageBytes       int64
 	WritebackBlocks int64
+
+	// Snapshots: how many exist, the roots still being reclaimed in the
+	// background (deleted snapshots, roots replaced by Restore), and the
+	// logged reclaim steps done since Open.
+	Snapshots int
+	Dropping  int
+	DropSteps int64
 }
 
 // counters are the store's own atomic figures.
@@ -95,6 +102,7 @@ type counters struct {
 	blockReads           atomic.Int64
 	blockWrites          atomic.Int64
 	writebacks           atomic.Int64
+	dropSteps            atomic.Int64
 }
 
 // Stats returns the store's figures. After Close it returns the zero
@@ -106,6 +114,7 @@ func (db *DB) Stats() Stats {
 	db.mu.Lock()
 	as := db.mu.alloc.Stats()
 	epoch, cpLSN := db.mu.epoch, db.mu.cpLSN
+	snaps, dropping := len(db.mu.snaps), len(db.mu.drops)
 	db.mu.Unlock()
 	ws := db.wal.Stats()
 	cs := db.cache.Stats()
@@ -147,5 +156,8 @@ func (db *DB) Stats() Stats {
 		DirtyBlocks:      dirty,
 		PageBytes:        pageBytes,
 		WritebackBlocks:  db.stats.writebacks.Load(),
+		Snapshots:        snaps,
+		Dropping:         dropping,
+		DropSteps:        db.stats.dropSteps.Load(),
 	}
 }

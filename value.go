@@ -48,9 +48,16 @@ func (s dataSpace) AllocStaging(n uint64, goal format.Block) ([]extents.Extent, 
 		defer db.mu.Unlock()
 	}
 	a := db.mu.alloc
+	// Leave what the next checkpoint and the dirty pages' writeback need
+	// (admitNeedLocked), growing the file if that is what it takes.
+	if free := uint64(a.Stats().FreeBlocks); free < n+db.admitNeedLocked() {
+		if err := db.ensureSpaceLocked(n + db.admitNeedLocked()); err != nil {
+			return nil, fmt.Errorf("%w: %w", cowio.ErrNoSpace, err)
+		}
+	}
 	exts, err := a.AllocExtents(nil, n, goal, 0)
 	if errors.Is(err, extents.ErrNoSpace) {
-		if err := db.ensureSpaceLocked(n + db.checkpointNeedLocked()); err != nil {
+		if err := db.ensureSpaceLocked(n + db.admitNeedLocked()); err != nil {
 			return nil, fmt.Errorf("%w: %w", cowio.ErrNoSpace, err)
 		}
 		exts, err = a.AllocExtents(nil, n, goal, 0)

@@ -147,6 +147,11 @@ func (w *writer) apply(op record.Op) error {
 		return w.applyTruncate(op)
 	case record.DeferredWrite:
 		return w.applyDeferred(op)
+	case record.Clone:
+		return w.applyClone(op)
+	}
+	if isRootOp(op.Kind) {
+		return fmt.Errorf("%w: %v in a batch: root operations are logged alone", record.ErrBadBatch, op.Kind)
 	}
 	return fmt.Errorf("%w: operation %v is not supported by this version", record.ErrBadBatch, op.Kind)
 }
@@ -178,7 +183,16 @@ func (w *writer) applyPut(op record.Op, rec []byte) error {
 	// set copies the key (the overlay and the batch each keep their own),
 	// so one scratch buffer serves every put.
 	w.keyBuf = format.InodeKey(w.keyBuf[:0], op.Key)
-	return w.set(w.keyBuf, rec)
+	if err := w.set(w.keyBuf, rec); err != nil {
+		return err
+	}
+	if op.Flags&format.InodeInline == 0 {
+		w.db.mu.hasBlobs = true
+		// The blob index: Diff and Check find a blob's key from its inode.
+		w.keyBuf = format.BlobKeyKey(w.keyBuf[:0], op.Inode)
+		return w.set(w.keyBuf, op.Key)
+	}
+	return nil
 }
 
 // releaseOld deletes the extent records of the blob key holds, if any, so
@@ -200,6 +214,9 @@ func (w *writer) releaseOld(key []byte) error {
 	}
 	w.released = append(w.released, ino.ID)
 	w.coverPages(ino.ID, 0, maxFileBlock)
+	if err := w.unset(format.BlobKeyKey(nil, ino.ID)); err != nil {
+		return err
+	}
 	return w.releaseExtents(ino.ID)
 }
 

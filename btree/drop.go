@@ -213,3 +213,63 @@ func (f *Forest) ResumeDrop(b []byte) (*Drop, error) {
 	}
 	return d, nil
 }
+
+// Walk visits what the drop still holds, as Tree.Walk does (fsck counts it
+// as reachable): before the first step, the whole tree; after, each node
+// whose count reached 0 but which is not freed yet, outermost first, with
+// only the entries it has not released (Keys, Values and Children from its
+// cursor position on), descending into those children when visit says so.
+func (d *Drop) Walk(visit func(NodeInfo) (descend bool, err error)) error {
+	t := &Tree{f: d.f, kind: d.kind, root: d.root}
+	if !d.started {
+		if d.root.empty() {
+			return nil
+		}
+		return t.walk(d.root, -1, visit)
+	}
+	for _, fr := range d.frames {
+		n, err := d.f.load(d.kind, fr.c, fr.level)
+		if err != nil {
+			return err
+		}
+		if fr.next > len(n.keys) {
+			return format.Corruptf("btree drop cursor", format.ErrMalformed, "position %d in a node of %d entries", fr.next, len(n.keys))
+		}
+		info := NodeInfo{ID: NodeID{fr.c.id()}, Ref: fr.c.resolved(), Level: int(n.level), Keys: n.keys[fr.next:]}
+		if n.leaf() {
+			info.Values = n.vals[fr.next:]
+		}
+		kids := n.kids[min(fr.next, len(n.kids)):]
+		for _, k := range kids {
+			info.Children = append(info.Children, NodeID{k.id()})
+		}
+		descend, err := visit(info)
+		if err != nil {
+			return err
+		}
+		if !descend {
+			continue
+		}
+		for _, k := range kids {
+			if err := t.walk(k, int(n.level)-1, visit); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Started reports whether the drop has taken its first step (its root's
+// reference is then released).
+func (d *Drop) Started() bool { return d.started }
+
+// Frames returns the nodes the drop has taken to count 0 but not freed yet
+// (each still holds its entries from its cursor position on), outermost
+// first.
+func (d *Drop) Frames() []format.Ref {
+	refs := make([]format.Ref, len(d.frames))
+	for i, fr := range d.frames {
+		refs[i] = fr.c.resolved()
+	}
+	return refs
+}

@@ -162,6 +162,25 @@ func (t *Table) Drop(id format.InodeID) bool {
 	return true
 }
 
+// DropAll forgets every Inode no one holds, as Drop does for each (the
+// store's roots changed under them: a Restore), and reports how many it
+// kept because they were in use.
+func (t *Table) DropAll() int {
+	t.mu.Lock()
+	var ids []format.InodeID
+	for id := range t.mu.inodes {
+		ids = append(ids, id)
+	}
+	t.mu.Unlock()
+	kept := 0
+	for _, id := range ids {
+		if !t.Drop(id) {
+			kept++
+		}
+	}
+	return kept
+}
+
 // Len returns the number of Inodes the Table holds, pinned or idle.
 func (t *Table) Len() int {
 	t.mu.Lock()

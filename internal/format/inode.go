@@ -6,8 +6,14 @@ import (
 
 // Namespace tree records (DESIGN §4). The namespace tree of a root maps
 //
+//	'i' + inode ID (8, BE)                       -> user key (blob index)
 //	'k' + user key                              -> inode record
 //	'x' + inode ID (8, BE) + file block (8, BE)  -> extent record
+//
+// The 'i' entries index blobs by inode: each non-inline inode has one, whose
+// value is the user key holding it, so that a change found among a blob's
+// extent records (a diff) leads back to its key without a scan. Inline
+// inodes have no extent records and no index entry.
 //
 // This file encodes the keys and the inode record; the extent record's
 // value is the data path's, encoded by cowio (cowio.ExtentRecord). The
@@ -26,6 +32,10 @@ import (
 // The constants below are part of the on-disk format: changing one changes
 // what existing stores mean.
 const (
+	// KeyPrefixBlobKey starts the namespace key of a blob's index entry.
+	KeyPrefixBlobKey byte = 'i'
+	// BlobKeyKeySize is the length of a blob index entry's key.
+	BlobKeyKeySize = 1 + 8
 	// KeyPrefixInode starts the namespace key of a user key's inode record.
 	KeyPrefixInode byte = 'k'
 	// KeyPrefixExtent starts the namespace key of an extent record.
@@ -117,4 +127,22 @@ func ParseExtentKey(k []byte) (id InodeID, fb uint64, ok bool) {
 		return 0, 0, false
 	}
 	return InodeID(binary.BigEndian.Uint64(k[1:])), binary.BigEndian.Uint64(k[9:]), true
+}
+
+// BlobKeyKey appends the namespace key of the index entry of blob inode id
+// (whose value is the user key holding it) to dst.
+func BlobKeyKey(dst []byte, id InodeID) []byte {
+	dst = append(dst, KeyPrefixBlobKey)
+	return binary.BigEndian.AppendUint64(dst, uint64(id))
+}
+
+// ParseBlobKeyKey returns the inode ID a blob index key names; ok is false
+// if k is not one (wrong prefix or length, or inode ID 0, which no inode
+// has).
+func ParseBlobKeyKey(k []byte) (id InodeID, ok bool) {
+	if len(k) != BlobKeyKeySize || k[0] != KeyPrefixBlobKey {
+		return 0, false
+	}
+	id = InodeID(binary.BigEndian.Uint64(k[1:]))
+	return id, id != 0
 }
