@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"slices"
+	"sync"
 
 	"github.com/cowdb/cowdb/cowio"
 	"github.com/cowdb/cowdb/extents"
@@ -83,6 +86,12 @@ func (db *DB) planWrite(p []byte, off int64) blobWrite {
 	default:
 		lo := (off + bs - 1) / bs * bs
 		hi := (off + n) / bs * bs
+		if lo > hi {
+			// Inside one block, and too large to log: read, patch and
+			// rewrite the block.
+			bw.rmw, bw.rmwP, bw.rmwOff = []deferredPiece{{off, p}}, p, off
+			return bw
+		}
 		if lo > off {
 			bw.deferred = append(bw.deferred, deferredPiece{off, p[:lo-off]})
 		}
@@ -101,22 +110,38 @@ func (db *DB) planWrite(p []byte, off int64) blobWrite {
 }
 
 // patchEdges builds the aligned buffer of a read-modify-write: the partial
-// edge blocks' current bytes (bases), then bw.rmwP over them.
-func (db *DB) patchEdges(id format.InodeID, bw *blobWrite, bases map[baseKey][]byte) {
+// edge blocks' current bytes, then bw.rmwP over them. Called with the
+// inode's write lock held alone, so the blocks cannot change meanwhile.
+func (db *DB) patchEdges(id format.InodeID, bw *blobWrite) error {
 	bs := int64(db.bs)
 	lo := bw.rmwOff / bs * bs
 	hi := (bw.rmwOff + int64(len(bw.rmwP)) + bs - 1) / bs * bs
 	buf := vfs.AlignedBuf(int(hi - lo))
 	for _, edge := range [2]int64{lo, hi - bs} {
-		fb := cowio.FileBlock(edge / bs)
-		base := db.pages.latest(id, fb)
-		if base == nil {
-			base = bases[baseKey{id, fb}]
+		b, err := db.currentBlock(id, cowio.FileBlock(edge/bs))
+		if err != nil {
+			return err
 		}
-		copy(buf[edge-lo:edge-lo+bs], base)
+		copy(buf[edge-lo:edge-lo+bs], b)
 	}
 	copy(buf[bw.rmwOff-lo:], bw.rmwP)
 	bw.mid, bw.midOff = buf, lo
+	return nil
+}
+
+// currentBlock returns block fb of inode id as it is now: the current
+// version's data with the newest page over it.
+func (db *DB) currentBlock(id format.InodeID, fb cowio.FileBlock) ([]byte, error) {
+	r := db.acquire()
+	b, err := db.readMappedBlock(treeView(r.v.ns, r.v.lsn), id, fb)
+	db.release(r)
+	if err != nil {
+		return nil, err
+	}
+	if pg := db.pages.latest(id, fb); pg != nil {
+		pg.over(b, 0, db.bs)
+	}
+	return b, nil
 }
 
 // writeBlob performs bw on the blob (key, *id): the aligned part through
@@ -178,21 +203,15 @@ func (db *DB) writeBlobOnce(key []byte, id *format.InodeID, bw blobWrite) (forma
 		st.wmu.RLock()
 		defer st.wmu.RUnlock()
 	}
-	// Read ahead, outside db.mu, the blocks the deferred pieces patch
-	// partly and that have no page: nothing else changes them while the
-	// write lock is held.
-	bases, err := db.readBases(*id, bw)
-	if err != nil {
-		return 0, err
-	}
 	if len(bw.rmw) > 0 {
-		db.patchEdges(*id, &bw, bases)
+		if err := db.patchEdges(*id, &bw); err != nil {
+			return 0, err
+		}
 	}
 	var lsn format.LSN
 	log := func(r *cowio.Remap) (format.LSN, error) {
 		var err error
 		lsn, err = db.writeOnce(func(w *writer) error {
-			w.bases = bases
 			return w.blobOps(key, id, bw, r)
 		})
 		return lsn, err
@@ -273,36 +292,6 @@ func (db *DB) ensureBlob(key []byte, id *format.InodeID, gen uint64) error {
 	return err
 }
 
-// readBases reads the blocks the deferred pieces of bw patch partly and
-// that have no dirty page, from the current version.
-func (db *DB) readBases(id format.InodeID, bw blobWrite) (map[baseKey][]byte, error) {
-	var bases map[baseKey][]byte
-	bs := int64(db.bs)
-	for _, d := range append(bw.deferred, bw.rmw...) {
-		for _, edge := range [2]int64{d.off, d.off + int64(len(d.data)) - 1} {
-			fb := cowio.FileBlock(edge / bs)
-			start := int64(fb) * bs
-			if d.off <= start && d.off+int64(len(d.data)) >= start+bs {
-				continue // patched whole
-			}
-			k := baseKey{id, fb}
-			if _, ok := bases[k]; ok || db.pages.latest(id, fb) != nil {
-				continue
-			}
-			r := db.acquire()
-			p, err := db.readMappedBlock(treeView(r.v.ns, r.v.lsn), id, fb)
-			db.release(r)
-			if err != nil {
-				return nil, err
-			}
-			if bases == nil {
-				bases = make(map[baseKey][]byte)
-			}
-			bases[k] = p
-		}
-	}
-	return bases, nil
-}
 
 // blobOps adds bw's operations to w: under db.mu, with the key's current
 // inode checked against the handle's, and r the aligned part's remap (nil
@@ -393,21 +382,34 @@ func (db *DB) overDirty() bool {
 	return n > db.opts.CacheSize/4
 }
 
-// writebackRunMax bounds one writeback write, in blocks.
-const writebackRunMax = 256
+// Writeback batching: runs of consecutive dirty blocks are written as one
+// I/O of up to writebackRunMax blocks, writebackParallel runs at once (a
+// checkpoint's writeback of scattered pages is otherwise one synchronous
+// 4 KiB write after another).
+const (
+	writebackRunMax   = 256
+	writebackParallel = 16
+)
 
 // writeback turns the dirty pages of inode id into aligned copy-on-write
-// writes and remaps, runs of consecutive blocks at a time, then prunes
-// the page histories no reader can reach. It holds the inode's write lock
-// alone, so no page changes under it; a page replaced meanwhile by a
-// commit that does not take that lock (the value's deletion) makes the
-// remap's log step refuse, and the write is given up.
+// writes and remaps, then prunes the page histories no reader can reach.
+// It holds the inode's write lock alone, so no page changes under it; a
+// page replaced meanwhile by a commit that does not take that lock (the
+// value's deletion) makes the remap's log step refuse, and the write is
+// given up.
 func (db *DB) writeback(id format.InodeID) error {
 	st := db.pages.use(id)
 	defer db.pages.unuse(st)
 	st.wmu.Lock()
 	defer st.wmu.Unlock()
 	return db.writebackLocked(st)
+}
+
+// wbRun is a run of consecutive dirty blocks being written back.
+type wbRun struct {
+	fbs   []cowio.FileBlock
+	pages []*page
+	r     *cowio.Remap
 }
 
 // writebackLocked is writeback with st's write lock held alone.
@@ -422,30 +424,65 @@ func (db *DB) writebackLocked(st *inodeState) error {
 		return err
 	}
 	defer db.inodes.Release(ino)
-	bs := db.bs
+	var runs []*wbRun
 	for i := 0; i < len(fbs); {
 		j := i + 1
 		for j < len(fbs) && j-i < writebackRunMax && fbs[j] == fbs[j-1]+1 {
 			j++
 		}
-		buf := vfs.AlignedBuf((j - i) * bs)
-		for k := i; k < j; k++ {
-			copy(buf[(k-i)*bs:], pages[k])
-		}
-		run, runPages := fbs[i:j], pages[i:j]
-		db.wbInFlight.Add(int64(j - i))
-		r, err := ino.WriteAt(buf, int64(run[0])*int64(bs))
-		if err != nil {
-			db.wbInFlight.Add(-int64(j - i))
+		runs = append(runs, &wbRun{fbs: fbs[i:j], pages: pages[i:j]})
+		i = j
+	}
+	for len(runs) > 0 {
+		group := runs[:min(len(runs), writebackParallel)]
+		runs = runs[len(group):]
+		if err := db.writebackGroup(st, ino, group); err != nil {
 			return err
 		}
-		_, err = ino.Commit(r, func(r *cowio.Remap) (format.LSN, error) {
+	}
+	db.prunePages()
+	return nil
+}
+
+// writebackGroup writes the runs' blocks concurrently, then commits each.
+// On an error every remap not committed is given up.
+func (db *DB) writebackGroup(st *inodeState, ino *cowio.Inode, group []*wbRun) error {
+	n := 0
+	for _, run := range group {
+		n += len(run.fbs)
+	}
+	db.wbInFlight.Add(int64(n))
+	defer db.wbInFlight.Add(-int64(n))
+	errs := make([]error, len(group))
+	var wg sync.WaitGroup
+	for k, run := range group {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf, err := db.runBytes(st.id, run)
+			if err == nil {
+				run.r, err = ino.WriteAt(buf, int64(run.fbs[0])*int64(db.bs))
+			}
+			errs[k] = err
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		for _, run := range group {
+			if run.r != nil {
+				ino.Abort(run.r)
+			}
+		}
+		return err
+	}
+	for k, run := range group {
+		_, err := ino.Commit(run.r, func(r *cowio.Remap) (format.LSN, error) {
 			return db.writeOnceAs(true, func(w *writer) error {
-				if !st.samePages(run, runPages) {
+				if !st.samePages(run.fbs, run.pages) {
 					return errWritebackRaced
 				}
 				for _, e := range r.New {
-					op := record.Op{Kind: record.Remap, Inode: id, FileBlock: uint64(e.FileBlock), Phys: e.Start, Len: e.Len, Sums: e.Sums}
+					op := record.Op{Kind: record.Remap, Inode: st.id, FileBlock: uint64(e.FileBlock), Phys: e.Start, Len: e.Len, Sums: e.Sums}
 					if err := w.do(op); err != nil {
 						return err
 					}
@@ -455,18 +492,41 @@ func (db *DB) writebackLocked(st *inodeState) error {
 				return nil
 			})
 		})
-		db.wbInFlight.Add(-int64(j - i))
-		if errors.Is(err, errWritebackRaced) {
-			return nil
-		}
-		if err != nil {
+		run.r = nil
+		if err != nil && !errors.Is(err, errWritebackRaced) {
+			for _, rest := range group[k+1:] {
+				ino.Abort(rest.r)
+			}
 			return err
 		}
-		db.stats.writebacks.Add(int64(j - i))
-		i = j
+		if err == nil {
+			db.stats.writebacks.Add(int64(len(run.fbs)))
+		}
 	}
-	db.prunePages()
 	return nil
+}
+
+// runBytes returns the blocks of a writeback run as they are now: its
+// pages, over the current version's data where a page is partial.
+func (db *DB) runBytes(id format.InodeID, run *wbRun) ([]byte, error) {
+	bs := db.bs
+	buf := vfs.AlignedBuf(len(run.fbs) * bs)
+	if slices.ContainsFunc(run.pages, func(p *page) bool { return p.mask != nil }) {
+		a, b := run.fbs[0], run.fbs[len(run.fbs)-1]+1
+		r := db.acquire()
+		m, err := treeView(r.v.ns, r.v.lsn).mapping(id, a, b)
+		if err == nil {
+			_, err = db.cw.ReadAt(m, int64(b)*int64(bs), buf, int64(a)*int64(bs))
+		}
+		db.release(r)
+		if err != nil && err != io.EOF {
+			return nil, fmt.Errorf("cowdb: inode %d, writeback of file blocks %d-%d: %w", id, a, b-1, err)
+		}
+	}
+	for k, p := range run.pages {
+		p.over(buf[k*bs:(k+1)*bs], 0, bs)
+	}
+	return buf, nil
 }
 
 // writebackAll writes back every inode's dirty pages.

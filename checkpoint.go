@@ -107,7 +107,17 @@ func (db *DB) relogPagesLocked() error {
 					return err
 				}
 			}
-			ops = append(ops, record.Op{Kind: record.DeferredWrite, Inode: id, Off: int64(fb) * int64(db.bs), Value: pages[i]})
+			// A partial page is logged as its runs of bytes, so replay
+			// leaves the others to the tree as the page does.
+			off := int64(fb) * int64(db.bs)
+			pg := pages[i]
+			if pg.mask == nil {
+				ops = append(ops, record.Op{Kind: record.DeferredWrite, Inode: id, Off: off, Value: pg.data})
+			} else {
+				pg.mask.ranges(0, db.bs, func(lo, hi int) {
+					ops = append(ops, record.Op{Kind: record.DeferredWrite, Inode: id, Off: off + int64(lo), Value: pg.data[lo:hi]})
+				})
+			}
 			size += db.bs + 64
 		}
 	}
@@ -132,6 +142,13 @@ func (db *DB) checkpoint() error {
 	defer db.cpMu.Unlock()
 	start := time.Now()
 	defer func() { db.stats.checkpointNanos.Add(int64(time.Since(start))) }()
+	// The CoW extent-size hint's reservations live until the next
+	// checkpoint (XFS garbage-collects its CoW fork on a timer the same
+	// way): long enough for a burst of overwrites to land contiguously,
+	// short enough that reserved blocks do not pass for used space.
+	if db.inodes != nil {
+		db.inodes.ReleaseReserved()
+	}
 	plan, err := db.sealWrittenBack()
 	if err != nil || plan == nil {
 		return err

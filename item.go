@@ -28,14 +28,17 @@ func (it *Item) Value() ([]byte, error) {
 	return it.db.readValue(it.v, it.ino)
 }
 
-// Open opens the item's value as a read-only Blob of the live store: it
-// reads the value as it is when each read runs, and gives ErrStale once
-// the key is deleted or replaced.
+// Open opens the item's value as a read-only Blob. For an item of the
+// live store it reads the value as it is when each read runs, and gives
+// ErrStale once the key is deleted or replaced; for an item of a
+// Snapshot, the snapshot's value.
 func (it *Item) Open() (*Blob, error) {
 	if it.db.closed.Load() {
 		return nil, ErrClosed
 	}
-	return it.db.newBlob(it.Key, it.ino.ID, true), nil
+	b := it.db.newBlob(it.Key, it.ino.ID, true)
+	b.snap = it.v.snap
+	return b, nil
 }
 
 // scanBounds turns a user range [start, end) into namespace keys.

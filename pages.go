@@ -29,10 +29,99 @@ import (
 // Lock order: db.deferMu → inodeState.wmu → db.mu → pageSet.mu →
 // inodeState.mu. Readers take pageSet.mu and inodeState.mu only.
 
+// page is a block's newest bytes from some LSN on: the whole block, or
+// (mask set) only the bytes the mask marks, the others being the tree's.
+// An unaligned write patches a page without reading the block first: the
+// bytes it did not write are left to the tree, read when the page is read
+// or written back. Pages are immutable once recorded: a patch makes a new
+// one.
+type page struct {
+	data []byte   // one block; unmarked bytes are zero and meaningless
+	mask pageMask // nil: every byte is the page's
+}
+
+// pageMask marks the bytes of a block a partial page holds, one bit each.
+type pageMask []uint64
+
+// newPageMask returns an empty mask for blocks of bs bytes.
+func newPageMask(bs int) pageMask { return make(pageMask, (bs+63)/64) }
+
+// set marks bytes [lo, hi).
+func (m pageMask) set(lo, hi int) {
+	for i := lo; i < hi; {
+		w, b := i/64, i%64
+		n := min(64-b, hi-i)
+		bits := ^uint64(0)
+		if n < 64 {
+			bits = (uint64(1)<<n - 1) << b
+		}
+		m[w] |= bits
+		i += n
+	}
+}
+
+// full reports whether every byte of a bs-byte block is marked.
+func (m pageMask) full(bs int) bool {
+	for i := 0; i < bs/64; i++ {
+		if m[i] != ^uint64(0) {
+			return false
+		}
+	}
+	return true
+}
+
+// ranges calls fn for each run [lo, hi) of marked bytes within [from, to).
+func (m pageMask) ranges(from, to int, fn func(lo, hi int)) {
+	for i := from; i < to; {
+		if m[i/64]>>(i%64)&1 == 0 {
+			i++
+			continue
+		}
+		j := i + 1
+		for j < to && m[j/64]>>(j%64)&1 == 1 {
+			j++
+		}
+		fn(i, j)
+		i = j
+	}
+}
+
+// patched returns a new page: base (nil: none) with b written at byte off
+// of a bs-byte block.
+func patched(base *page, b []byte, off, bs int) *page {
+	np := &page{data: make([]byte, bs)}
+	if base != nil {
+		copy(np.data, base.data)
+		if base.mask != nil {
+			np.mask = slices.Clone(base.mask)
+		}
+	} else if off > 0 || off+len(b) < bs {
+		np.mask = newPageMask(bs)
+	}
+	copy(np.data[off:], b)
+	if np.mask != nil {
+		np.mask.set(off, off+len(b))
+		if np.mask.full(bs) {
+			np.mask = nil
+		}
+	}
+	return np
+}
+
+// over copies the page's bytes within block bytes [lo, hi) into dst, which
+// holds those bytes of the block (dst[0] is byte lo).
+func (p *page) over(dst []byte, lo, hi int) {
+	if p.mask == nil {
+		copy(dst, p.data[lo:hi])
+		return
+	}
+	p.mask.ranges(lo, hi, func(a, b int) { copy(dst[a-lo:b-lo], p.data[a:b]) })
+}
+
 // pageEvent is one entry of a block's history.
 type pageEvent struct {
-	lsn  format.LSN
-	data []byte // the whole block from lsn on; nil: the tree's mapping holds it
+	lsn format.LSN
+	p   *page // the block's newest bytes from lsn on; nil: the tree's mapping holds them
 }
 
 // inodeState is the store's in-memory state of one blob value beyond its
@@ -68,7 +157,7 @@ type pageSet struct {
 type pageOp struct {
 	id      format.InodeID
 	fb, end cowio.FileBlock
-	data    []byte
+	p       *page
 }
 
 // use returns the inodeState of id, made if absent, held for a writer
@@ -119,14 +208,14 @@ func (s *pageSet) apply(ops []pageOp, lsn format.LSN) int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, op := range ops {
-		st := s.getLocked(op.id, op.data != nil)
+		st := s.getLocked(op.id, op.p != nil)
 		if st == nil {
 			continue // a cover of an inode without pages: nothing to hide
 		}
 		st.mu.Lock()
 		switch {
-		case op.data != nil:
-			s.addLocked(st, op.fb, pageEvent{lsn: lsn, data: op.data})
+		case op.p != nil:
+			s.addLocked(st, op.fb, pageEvent{lsn: lsn, p: op.p})
 		case uint64(op.end-op.fb) <= uint64(len(st.mu.blocks)):
 			for fb := op.fb; fb < op.end; fb++ {
 				s.addLocked(st, fb, pageEvent{lsn: lsn})
@@ -148,21 +237,21 @@ func (s *pageSet) apply(ops []pageOp, lsn format.LSN) int64 {
 // history is empty or already ends in a cover adds nothing.
 func (s *pageSet) addLocked(st *inodeState, fb cowio.FileBlock, ev pageEvent) {
 	evs := st.mu.blocks[fb]
-	wasDirty := len(evs) > 0 && evs[len(evs)-1].data != nil
+	wasDirty := len(evs) > 0 && evs[len(evs)-1].p != nil
 	if n := len(evs); n > 0 && evs[n-1].lsn == ev.lsn {
-		s.bytes -= int64(len(evs[n-1].data))
+		s.bytes -= evs[n-1].p.size()
 		evs = evs[:n-1]
 	}
-	if ev.data != nil || len(evs) > 0 && evs[len(evs)-1].data != nil {
+	if ev.p != nil || len(evs) > 0 && evs[len(evs)-1].p != nil {
 		evs = append(evs, ev)
-		s.bytes += int64(len(ev.data))
+		s.bytes += ev.p.size()
 	}
 	if len(evs) == 0 {
 		delete(st.mu.blocks, fb)
 	} else {
 		st.mu.blocks[fb] = evs
 	}
-	switch isDirty := len(evs) > 0 && evs[len(evs)-1].data != nil; {
+	switch isDirty := len(evs) > 0 && evs[len(evs)-1].p != nil; {
 	case isDirty && !wasDirty:
 		st.mu.dirty++
 	case !isDirty && wasDirty:
@@ -170,13 +259,21 @@ func (s *pageSet) addLocked(st *inodeState, fb cowio.FileBlock, ev pageEvent) {
 	}
 }
 
+// size is the memory a page holds (0 for nil: a cover).
+func (p *page) size() int64 {
+	if p == nil {
+		return 0
+	}
+	return int64(len(p.data) + 8*len(p.mask))
+}
+
 // pageAt returns the page of block fb a reader of the version at lsn sees,
 // or nil when the tree's mapping holds its bytes.
-func (st *inodeState) pageAt(fb cowio.FileBlock, lsn format.LSN) []byte {
+func (st *inodeState) pageAt(fb cowio.FileBlock, lsn format.LSN) *page {
 	evs := st.mu.blocks[fb]
 	for i := len(evs) - 1; i >= 0; i-- {
 		if evs[i].lsn <= lsn {
-			return evs[i].data
+			return evs[i].p
 		}
 	}
 	return nil
@@ -198,13 +295,13 @@ func (s *pageSet) overlay(id format.InodeID, lsn format.LSN, p []byte, off int64
 	}
 	a, b := cowio.FileBlock(off/bs), cowio.FileBlock((off+int64(len(p))+bs-1)/bs)
 	visit := func(fb cowio.FileBlock) {
-		page := st.pageAt(fb, lsn)
-		if page == nil {
+		pg := st.pageAt(fb, lsn)
+		if pg == nil {
 			return
 		}
 		start := int64(fb) * bs
 		lo, hi := max(start, off), min(start+bs, off+int64(len(p)))
-		copy(p[lo-off:hi-off], page[lo-start:hi-start])
+		pg.over(p[lo-off:hi-off], int(lo-start), int(hi-start))
 	}
 	if uint64(b-a) <= uint64(len(st.mu.blocks)) {
 		for fb := a; fb < b; fb++ {
@@ -239,7 +336,7 @@ func (s *pageSet) has(id format.InodeID) bool {
 
 // latest returns the newest page of block fb of inode id (for a writer
 // patching it), or nil.
-func (s *pageSet) latest(id format.InodeID, fb cowio.FileBlock) []byte {
+func (s *pageSet) latest(id format.InodeID, fb cowio.FileBlock) *page {
 	s.mu.Lock()
 	st := s.inodes[id]
 	s.mu.Unlock()
@@ -252,36 +349,36 @@ func (s *pageSet) latest(id format.InodeID, fb cowio.FileBlock) []byte {
 	if len(evs) == 0 {
 		return nil
 	}
-	return evs[len(evs)-1].data
+	return evs[len(evs)-1].p
 }
 
 // dirtyPages returns the blocks of st whose last event is a page, with
 // those pages, in file-block order.
-func (st *inodeState) dirtyPages() (fbs []cowio.FileBlock, pages [][]byte) {
+func (st *inodeState) dirtyPages() (fbs []cowio.FileBlock, pages []*page) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	for fb, evs := range st.mu.blocks {
-		if d := evs[len(evs)-1].data; d != nil {
+		if evs[len(evs)-1].p != nil {
 			fbs = append(fbs, fb)
 		}
 	}
 	slices.Sort(fbs)
-	pages = make([][]byte, len(fbs))
+	pages = make([]*page, len(fbs))
 	for i, fb := range fbs {
 		evs := st.mu.blocks[fb]
-		pages[i] = evs[len(evs)-1].data
+		pages[i] = evs[len(evs)-1].p
 	}
 	return fbs, pages
 }
 
 // samePages reports whether the newest events of blocks fbs are still the
 // pages given (a writeback checks this under db.mu before it logs).
-func (st *inodeState) samePages(fbs []cowio.FileBlock, pages [][]byte) bool {
+func (st *inodeState) samePages(fbs []cowio.FileBlock, pages []*page) bool {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	for i, fb := range fbs {
 		evs := st.mu.blocks[fb]
-		if len(evs) == 0 || len(evs[len(evs)-1].data) == 0 || &evs[len(evs)-1].data[0] != &pages[i][0] {
+		if len(evs) == 0 || evs[len(evs)-1].p != pages[i] {
 			return false
 		}
 	}
@@ -308,10 +405,10 @@ func (s *pageSet) prune(oldest format.LSN) int64 {
 				continue
 			}
 			for _, ev := range evs[:k] {
-				s.bytes -= int64(len(ev.data))
+				s.bytes -= ev.p.size()
 			}
 			evs = evs[k:]
-			if len(evs) == 1 && evs[0].data == nil {
+			if len(evs) == 1 && evs[0].p == nil {
 				delete(st.mu.blocks, fb)
 				continue
 			}

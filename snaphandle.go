@@ -70,14 +70,17 @@ func (db *DB) OpenSnapshot(name string) (*Snapshot, error) {
 	// up: every block the tree reaches now is then held back until Close,
 	// whatever happens to the snapshot.
 	r := db.acquire()
+	var tree *btree.Tree
 	db.mu.Lock()
-	s := db.mu.snaps[name]
+	if s := db.mu.snaps[name]; s != nil {
+		tree = s.tree
+	}
 	db.mu.Unlock()
-	if s == nil {
+	if tree == nil {
 		db.release(r)
 		return nil, fmt.Errorf("%w: %q", ErrSnapshotNotFound, name)
 	}
-	return &Snapshot{db: db, name: name, tree: s.tree, r: r}, nil
+	return &Snapshot{db: db, name: name, tree: tree, r: r}, nil
 }
 
 // Name returns the snapshot's name.
@@ -93,7 +96,9 @@ func (s *Snapshot) view() (view, error) {
 	}
 	// LSN 0: no dirty page belongs to a snapshot (Snapshot writes them
 	// back before it takes the root).
-	return treeView(s.tree, 0), nil
+	v := treeView(s.tree, 0)
+	v.snap = s
+	return v, nil
 }
 
 // Get returns a copy of the value key held in the snapshot, or

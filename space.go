@@ -87,9 +87,12 @@ func (db *DB) ensureSpaceLocked(need uint64) error {
 // growing the file first if it can; freeing says the write only deletes.
 // It is cheap unless the last known free space is nearly used up.
 func (db *DB) checkHeadroomLocked(ops int, freeing bool) error {
-	need := db.admitNeedLocked() + uint64(nodesPerOp*ops)
+	// A write that only deletes needs room for its nodes at the next
+	// checkpoint and nothing more: that checkpoint relogs the pages it
+	// cannot write back.
+	need := db.checkpointNeedLocked() + uint64(nodesPerOp*ops)
 	if !freeing {
-		need += cpMargin
+		need = db.admitNeedLocked() + uint64(nodesPerOp*ops) + cpMargin
 	}
 	if need <= db.mu.headroom {
 		return nil

@@ -294,11 +294,11 @@ func (w *writer) applyTruncate(op record.Op) error {
 }
 
 // applyDeferred patches the blocks [Off, Off+len(Value)) of op.Inode touches
-// as dirty pages, each the block's newest bytes patched with the record's.
-// The newest bytes come from this batch's own pages, the store's dirty
-// pages, or the data file through the tree's mapping; on the live path the
-// writer read the last kind before taking db.mu (w.bases), under the
-// inode's write lock, so nothing changed them since.
+// as dirty pages: each block's newest page (this batch's, or the store's)
+// with the record's bytes written over it, or, when the tree holds the
+// block's newest bytes, a partial page of the record's bytes alone. No
+// block is read: the bytes a partial page lacks are the tree's, read when
+// the page is read or written back.
 func (w *writer) applyDeferred(op record.Op) error {
 	if op.Inode == 0 || len(op.Value) == 0 || op.Off < 0 || op.Off > MaxBlobSize-int64(len(op.Value)) {
 		return fmt.Errorf("%w: deferred write of %d bytes at %d of inode %d", record.ErrBadBatch, len(op.Value), op.Off, op.Inode)
@@ -308,53 +308,33 @@ func (w *writer) applyDeferred(op record.Op) error {
 		fb := cowio.FileBlock(pos / bs)
 		start := int64(fb) * bs
 		n := min(start+bs, op.Off+int64(len(op.Value))) - pos
-		page := make([]byte, bs)
+		var base *page
 		if n < bs {
-			base, err := w.newestBlock(op.Inode, fb)
-			if err != nil {
-				return err
-			}
-			copy(page, base)
+			base = w.newestPage(op.Inode, fb)
 		}
-		copy(page[pos-start:], op.Value[pos-op.Off:pos-op.Off+n])
-		w.pageOps = append(w.pageOps, pageOp{id: op.Inode, fb: fb, data: page})
+		p := patched(base, op.Value[pos-op.Off:pos-op.Off+n], int(pos-start), int(bs))
+		w.pageOps = append(w.pageOps, pageOp{id: op.Inode, fb: fb, p: p})
 		pos += n
 	}
 	return nil
 }
 
-// newestBlock returns the newest bytes of block fb of inode id as the batch
-// has them (nil: zeros).
-func (w *writer) newestBlock(id format.InodeID, fb cowio.FileBlock) ([]byte, error) {
+// newestPage returns the newest page of block fb of inode id as the batch
+// has it, or nil when the tree holds the block's newest bytes.
+func (w *writer) newestPage(id format.InodeID, fb cowio.FileBlock) *page {
 	for i := len(w.pageOps) - 1; i >= 0; i-- {
 		op := w.pageOps[i]
 		switch {
 		case op.id != id:
-		case op.data != nil && op.fb == fb:
-			return op.data, nil
-		case op.data == nil && fb >= op.fb && fb < op.end:
-			return w.readTreeBlock(id, fb)
+		case op.p != nil && op.fb == fb:
+			return op.p
+		case op.p == nil && fb >= op.fb && fb < op.end:
+			return nil
 		}
 	}
-	if p := w.db.pages.latest(id, fb); p != nil {
-		return p, nil
-	}
-	if p, ok := w.bases[baseKey{id, fb}]; ok {
-		return p, nil
-	}
-	return w.readTreeBlock(id, fb)
+	return w.db.pages.latest(id, fb)
 }
 
-// baseKey names a block a live deferred write read ahead of its commit.
-type baseKey struct {
-	id format.InodeID
-	fb cowio.FileBlock
-}
-
-// readTreeBlock reads block fb of inode id as the batch's tree maps it.
-func (w *writer) readTreeBlock(id format.InodeID, fb cowio.FileBlock) ([]byte, error) {
-	return w.db.readMappedBlock(w.view(), id, fb)
-}
 
 // readMappedBlock reads block fb of inode id as v maps it (holes: zeros).
 func (db *DB) readMappedBlock(v view, id format.InodeID, fb cowio.FileBlock) ([]byte, error) {
@@ -403,6 +383,7 @@ type view struct {
 	rangeOf func(start, end []byte) iter.Seq2[btree.Entry, error]
 	get     func(k []byte) ([]byte, bool, error)
 	lsn     format.LSN // dirty pages committed up to lsn overlay the data
+	snap    *Snapshot  // the open snapshot read, if any
 }
 
 // latestLSN is the view LSN of a writer's batch: every page is visible.

@@ -43,9 +43,8 @@ type writer struct {
 	// releases apply: the surviving parts of cut extent records (unmap).
 	incs []extents.Extent
 	// pageOps are the dirty-page events of the batch (pages.go), applied
-	// at its LSN; bases holds blocks a live deferred write read ahead.
+	// at its LSN.
 	pageOps []pageOp
-	bases   map[baseKey][]byte
 	// released are the blob inodes the batch deleted or replaced.
 	released []format.InodeID
 	// largeValues counts the values written to extents (for Stats).
