@@ -353,7 +353,7 @@ func (b *Blob) Write(p []byte) (int, error) {
 			}
 		}
 		if b.buf == nil {
-			b.buf = vfs.AlignedBuf(streamChunk)[:0]
+			b.buf = getChunk()[:0]
 		}
 		if len(b.buf) == 0 {
 			b.bufOff = b.pos
@@ -369,41 +369,78 @@ func (b *Blob) Write(p []byte) (int, error) {
 
 // ReadFrom writes what r yields at the handle's position until io.EOF,
 // following io.ReaderFrom, so io.Copy into a Blob reads straight into
-// large aligned chunks. Like Write, it is durable at Sync or Close.
+// large aligned chunks. Like Write, it is durable at Sync or Close. It
+// fills the next chunk while the last one is being written, each chunk one
+// atomic WriteAt, in order.
 func (b *Blob) ReadFrom(r io.Reader) (int64, error) {
 	if err := b.writable(); err != nil {
 		return 0, err
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if err := b.flushLocked(); err != nil {
+		return 0, err
+	}
+	bufs := [2][]byte{getChunk(), getChunk()}
 	var total int64
-	for {
-		if len(b.buf) > 0 && b.bufOff+int64(len(b.buf)) != b.pos || len(b.buf) == streamChunk {
-			if err := b.flushLocked(); err != nil {
-				return total, err
-			}
+	var pending chan error // the chunk being written, if any
+	var pendingN int64
+	wait := func() error {
+		if pending == nil {
+			return nil
 		}
-		if b.buf == nil {
-			b.buf = vfs.AlignedBuf(streamChunk)[:0]
+		err := <-pending
+		pending = nil
+		if err != nil {
+			b.pos -= pendingN // the position stays after what was written
+			return err
 		}
-		if len(b.buf) == 0 {
-			b.bufOff = b.pos
+		total += pendingN
+		return nil
+	}
+	defer func() {
+		wait()
+		putChunk(bufs[0])
+		putChunk(bufs[1])
+	}()
+	for cur := 0; ; cur ^= 1 {
+		buf := bufs[cur][:0]
+		var rerr error
+		for len(buf) < streamChunk && rerr == nil {
+			var n int
+			n, rerr = r.Read(buf[len(buf):streamChunk])
+			buf = buf[:len(buf)+n]
 		}
-		n, err := r.Read(b.buf[len(b.buf):streamChunk])
-		if b.pos > MaxBlobSize-int64(n) {
+		if b.pos > MaxBlobSize-int64(len(buf)) {
 			return total, fmt.Errorf("%w: a blob holds at most %d bytes", ErrValueTooLarge, int64(MaxBlobSize))
 		}
-		b.buf = b.buf[:len(b.buf)+n]
-		b.pos += int64(n)
-		total += int64(n)
-		if err == io.EOF {
-			return total, nil
-		}
-		if err != nil {
+		if err := wait(); err != nil {
 			return total, err
+		}
+		if len(buf) > 0 {
+			pending, pendingN = make(chan error, 1), int64(len(buf))
+			go func(p []byte, off int64, done chan<- error) {
+				_, err := b.writeAt(p, off, false)
+				done <- err
+			}(buf, b.pos, pending)
+			b.pos += int64(len(buf))
+			b.unsynced = true
+		}
+		if rerr != nil {
+			err := wait()
+			if rerr == io.EOF {
+				rerr = nil
+			}
+			return total, errors.Join(rerr, err)
 		}
 	}
 }
+
+// chunks pools the aligned streaming buffers (streamChunk bytes each).
+var chunks = sync.Pool{New: func() any { return vfs.AlignedBuf(streamChunk) }}
+
+func getChunk() []byte  { return chunks.Get().([]byte)[:streamChunk] }
+func putChunk(b []byte) { chunks.Put(b[:streamChunk]) }
 
 // WriteTo writes the blob from the handle's position to its end to w,
 // following io.WriterTo, in large chunks.
@@ -411,7 +448,8 @@ func (b *Blob) WriteTo(w io.Writer) (int64, error) {
 	if err := b.check(); err != nil {
 		return 0, err
 	}
-	buf := vfs.AlignedBuf(streamChunk)
+	buf := getChunk()
+	defer putChunk(buf)
 	var total int64
 	for {
 		n, err := b.Read(buf)
@@ -490,7 +528,10 @@ func (b *Blob) Close() error {
 	err := b.flushLocked()
 	unsynced := b.unsynced
 	b.closed = true
-	b.buf = nil
+	if b.buf != nil {
+		putChunk(b.buf)
+		b.buf = nil
+	}
 	b.mu.Unlock()
 	if err == nil && unsynced && b.db.opts.Sync == SyncAlways {
 		err = b.db.Sync()

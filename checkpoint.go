@@ -266,6 +266,9 @@ func (db *DB) checkpointRootsLocked(epoch format.Epoch, L format.LSN) error {
 		d.tree = out[1+len(names)+i]
 		d.persisted = true
 	}
+	if len(waiting) > 0 {
+		db.bg.kick() // their drop steps may start (kick never blocks)
+	}
 	want := map[string][]byte{}
 	root, _ := db.mu.live.Root()
 	want[string(snapshot.LiveKey)] = snapshot.AppendRecord(nil, snapshot.Record{Kind: snapshot.RootLive, Root: root, Created: db.created})

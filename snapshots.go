@@ -47,8 +47,10 @@ type dropState struct {
 }
 
 // dropBudget is the work of one logged drop step: count changes and freed
-// nodes (btree.Drop.Step's units).
-const dropBudget = 256
+// nodes (btree.Drop.Step's units). A step runs under the writer mutex and
+// may read the nodes it releases, so it is kept small: writers wait at
+// most one step.
+const dropBudget = 64
 
 // isRootOp reports whether op changes roots rather than a namespace tree.
 func isRootOp(k record.Kind) bool {

@@ -3,6 +3,7 @@ package cowio
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 
 	"github.com/cowdb/cowdb/internal/format"
 )
@@ -103,6 +104,7 @@ func EncodeExtentRecord(dst []byte, r ExtentRecord) []byte {
 	if err := r.valid(); err != nil {
 		panic("cowdb: assertion failed: encoding " + err.Error())
 	}
+	dst = slices.Grow(dst, ExtentRecordHeaderSize+8*len(r.Sums))
 	dst = binary.LittleEndian.AppendUint64(dst, uint64(r.Start))
 	dst = binary.LittleEndian.AppendUint64(dst, r.Len)
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(r.Flags))
