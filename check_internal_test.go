@@ -1,249 +1,168 @@
 package cowdb
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
-	"path"
+	"log/slog"
 	"slices"
+	"strings"
+	"testing"
 
-	"github.com/cowdb/cowdb/btree"
 	"github.com/cowdb/cowdb/cowio"
-	"github.com/cowdb/cowdb/extents"
 	"github.com/cowdb/cowdb/internal/format"
-	"github.com/cowdb/cowdb/snapshot"
 	"github.com/cowdb/cowdb/vfs"
 )
 
-// checkPersisted verifies the DESIGN §6 invariant on the store in dir as
-// its files hold it now: the allocation persisted by the newest valid
-// checkpoint (its AG bitmap copies) is exactly the set of blocks reachable
-// from that checkpoint's roots (catalog, every namespace root it names,
-// their extent records' data, the refcount tree), header blocks aside.
-// It also checks every tree's structure. It is the seed of DB.Check.
+// checkPersisted runs the full check (DB.Check's) on the store in dir as
+// its files hold it now, without taking the directory's lock, so tests may
+// call it on a store that is still open after a checkpoint: the durable
+// image must satisfy every invariant, DESIGN §6's first (the allocation
+// persisted by the newest checkpoint is exactly what its roots reach).
 func checkPersisted(fs vfs.FS, dir string) error {
-	f, err := fs.OpenFile(path.Join(dir, dataName), 0)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	read := func(b format.Block, p []byte, bs int) error {
-		_, err := f.ReadAt(p, int64(b)*int64(bs))
-		return err
-	}
-	buf := make([]byte, 2*format.BlockSizeMax)
-	if n, _ := f.ReadAt(buf, 0); n < 2*4096 {
-		return fmt.Errorf("short data file")
-	}
-	sb, _, err := format.PickSuperblock([2][]byte{buf[:4096], buf[4096:8192]})
-	if err != nil {
-		return err
-	}
-	bs := int(sb.BlockSize)
-	geo := extents.Geometry{BlockSize: bs, BlocksPerAG: sb.BlocksPerAG, AGCount: sb.AGCount, AGStart: sb.AGStart,
-		BitmapBlocks: uint32(format.AGBitmapBlocks(sb.BlocksPerAG, bs))}
-	allocated := map[format.Block]bool{}
-	for ag := range sb.AGCount {
-		var copies [2][]byte
-		for slot := range 2 {
-			copies[slot] = make([]byte, int(geo.BitmapBlocks)*bs)
-			if err := read(geo.BitmapCopy(ag, slot), copies[slot], bs); err != nil {
-				return err
-			}
-		}
-		bm, _, err := format.PickAGBitmap(copies, sb.Epoch, sb.StoreID, ag)
-		if err != nil {
-			return err
-		}
-		for i := range bm.NBits {
-			b := geo.AGFirst(ag) + format.Block(i)
-			if i < geo.HeaderBlocks() {
-				if !bm.Allocated(i) {
-					return fmt.Errorf("header block %d free in its bitmap", b)
-				}
-				continue
-			}
-			if bm.Allocated(i) {
-				allocated[b] = true
-			}
-		}
-	}
-	reach, err := reachable(sb, func(b format.Block, p []byte) error { return read(b, p, bs) })
-	if err != nil {
-		return err
-	}
-	var leaked, lost []format.Block
-	for b := range allocated {
-		if !reach[b] {
-			leaked = append(leaked, b)
-		}
-	}
-	for b := range reach {
-		if !allocated[b] {
-			lost = append(lost, b)
-		}
-	}
-	if len(leaked)+len(lost) > 0 {
-		slices.Sort(leaked)
-		slices.Sort(lost)
-		return fmt.Errorf("epoch %d: allocated but unreachable %v; reachable but free %v", sb.Epoch, leaked, lost)
-	}
-	return nil
+	return checkStore(fs, dir, vfs.DirectIOAuto, CheckOptions{})
 }
 
-// reachable returns every block reachable from sb's roots, after checking
-// that the refcount tree holds exactly the count of every block reached by
-// more than one referrer: the number of distinct nodes and catalog entries
-// pointing at it (a node at a child, a leaf at an extent, a catalog entry
-// at a root), DESIGN §4. Nodes a drop in progress has taken to count 0 are
-// still allocated but have no count to check.
-func reachable(sb format.Superblock, read func(format.Block, []byte) error) (map[format.Block]bool, error) {
-	st := &readOnlyStore{read: read}
-	forest, err := btree.New(btree.Options{Store: st, BlockSize: int(sb.BlockSize)})
+// TestCheckDropInProgress takes a deleted snapshot's drop one step at a
+// time, with the background checkpointer stopped, and checks every
+// checkpoint in between: the image then holds a drop that has started,
+// whose frames are allocated with count 0 while what they have not
+// released yet keeps its referrers.
+func TestCheckDropInProgress(t *testing.T) {
+	fs := vfs.NewMem()
+	db, err := Open("/db", &Options{FS: fs, GroupSize: 4 << 20, WALSegmentSize: 1 << 20, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
-		return nil, err
+		t.Fatal(err)
 	}
-	reach := map[format.Block]bool{}
-	refs := map[format.Block]int{}    // referrers met
-	unrefd := map[format.Block]bool{} // drop frames: allocated, count 0
-	seen := map[format.Block]bool{}   // nodes whose pointers were counted
-	visitor := func(leaf func(k, v []byte) error) func(btree.NodeInfo) (bool, error) {
-		return func(n btree.NodeInfo) (bool, error) {
-			reach[n.Ref.Block] = true
-			if seen[n.Ref.Block] {
-				return false, nil
+	defer db.Close()
+	db.bg.stop() // the drop's steps are taken by hand
+	put := func(round byte) {
+		for i := range 2000 {
+			v := bytes.Repeat([]byte{round}, 100)
+			if i%100 == 0 {
+				v = bytes.Repeat([]byte{round}, 3*4096)
 			}
-			seen[n.Ref.Block] = true
-			for _, c := range n.Children {
-				refs[c.Block()]++
+			if err := db.Put([]byte(fmt.Sprintf("key%05d", i)), v); err != nil {
+				t.Fatal(err)
 			}
-			if len(n.Children) == 0 && leaf != nil {
-				for i := range n.Values {
-					if err := leaf(n.Keys[i], n.Values[i]); err != nil {
-						return false, err
-					}
-				}
+		}
+	}
+	put(1)
+	if _, err := db.Snapshot("s"); err != nil {
+		t.Fatal(err)
+	}
+	put(2) // the snapshot's nodes and extents are its own now
+	if err := db.DeleteSnapshot("s"); err != nil {
+		t.Fatal(err)
+	}
+	started := 0
+	for step := 0; ; step++ {
+		if err := db.Check(); err != nil { // checkpoints first
+			t.Fatalf("step %d: %v", step, err)
+		}
+		c := inspectImage(t, fs)
+		for _, r := range c.roots {
+			if strings.HasPrefix(r.name, "drop") && r.tree == nil && len(c.unrefd) > 0 {
+				started++
 			}
-			return true, nil
 		}
-	}
-	walk := func(t *btree.Tree, leaf func(k, v []byte) error) error {
-		if err := t.Verify(); err != nil {
-			return err
-		}
-		if r, ok := t.Root(); ok && r.Block != format.NoBlock {
-			refs[r.Block]++
-		}
-		return t.Walk(visitor(leaf))
-	}
-	nsLeaf := func(k, v []byte) error {
-		if _, _, ok := format.ParseExtentKey(k); !ok {
-			return nil
-		}
-		r, err := cowio.DecodeExtentRecord(v)
+		more, err := db.dropSteps(1)
 		if err != nil {
-			return err
+			t.Fatal(err)
 		}
-		for i := range r.Len {
-			reach[r.Start+format.Block(i)] = true
-			refs[r.Start+format.Block(i)]++
+		if !more {
+			break
 		}
-		return nil
-	}
-	var roots []format.Ref
-	var drops [][]byte
-	catalog := forest.Open(kindCatalog, sb.CatalogRoot)
-	if err := walk(catalog, func(k, v []byte) error {
-		rec, err := snapshot.DecodeRecord(v)
-		if rec.Kind == snapshot.RootDropping {
-			drops = append(drops, rec.Cursor)
-		} else {
-			roots = append(roots, rec.Root)
-		}
-		return err
-	}); err != nil {
-		return nil, fmt.Errorf("catalog: %w", err)
-	}
-	for _, r := range roots {
-		if err := walk(forest.Open(kindNamespace, r), nsLeaf); err != nil {
-			return nil, fmt.Errorf("namespace root %d: %w", r.Block, err)
+		if step > 1000 {
+			t.Fatal("the drop does not end")
 		}
 	}
-	for _, cur := range drops {
-		d, err := forest.ResumeDrop(cur)
-		if err != nil {
-			return nil, err
-		}
-		for _, fr := range d.Frames() {
-			unrefd[fr.Block] = true
-		}
-		first := !d.Started()
-		v := visitor(nsLeaf)
-		if err := d.Walk(func(n btree.NodeInfo) (bool, error) {
-			if first {
-				first = false
-				refs[n.Ref.Block]++ // the catalog entry's, until the first step
-			}
-			return v(n)
-		}); err != nil {
-			return nil, fmt.Errorf("drop: %w", err)
-		}
+	t.Logf("%d checkpoints held a started drop", started)
+	if started < 2 {
+		t.Fatalf("%d checkpoints held a started drop; the test needs a bigger tree", started)
 	}
-	if err := walk(forest.Open(kindRefcount, sb.RefcountRoot), nil); err != nil {
-		return nil, fmt.Errorf("refcount tree: %w", err)
+	if err := db.Check(); err != nil {
+		t.Fatal(err)
 	}
-	// The refcount tree against the referrers counted.
-	stored := map[format.Block]int{}
-	for e, err := range forest.Open(kindRefcount, sb.RefcountRoot).Range(nil, nil) {
-		if err != nil {
-			return nil, err
-		}
-		r, err := decodeRefcount(e.Key, e.Value)
-		if err != nil {
-			return nil, err
-		}
-		for i := range r.Len {
-			stored[r.Start+format.Block(i)] = int(r.Count)
-		}
-	}
-	var wrong []string
-	for b, n := range refs {
-		if unrefd[b] {
-			continue
-		}
-		want := 0
-		if n >= 2 {
-			want = n
-		}
-		if stored[b] != want && !(want > 0 && stored[b] == int(extents.RefcountMaxDefault)) {
-			wrong = append(wrong, fmt.Sprintf("block %d: %d referrers, refcount record %d", b, n, stored[b]))
-		}
-	}
-	for b, c := range stored {
-		if refs[b] == 0 && !unrefd[b] {
-			wrong = append(wrong, fmt.Sprintf("block %d: refcount record %d, no referrer", b, c))
-		}
-	}
-	if len(wrong) > 0 {
-		slices.Sort(wrong)
-		return nil, fmt.Errorf("refcounts disagree with the trees (%d blocks): %v", len(wrong), wrong[:min(len(wrong), 10)])
-	}
-	return reach, nil
 }
 
-// readOnlyStore is a btree.BlockStore that only reads.
-type readOnlyStore struct {
-	read func(format.Block, []byte) error
+// inspectImage runs the check on the store in /db and returns the checker,
+// whose trees stay readable until the test ends; any violation fails the
+// test.
+func inspectImage(t *testing.T, fs vfs.FS) *checker {
+	t.Helper()
+	f, err := fs.OpenFile("/db/data", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() }) // the checker's trees read it
+	c := newChecker("/db/data", f, CheckOptions{})
+	if err := c.run(); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
-var errReadOnlyStore = errors.New("read-only store")
-
-func (s *readOnlyStore) ReadNode(b format.Block, buf []byte) error { return s.read(b, buf) }
-func (s *readOnlyStore) AllocNode() (format.Block, error)          { return 0, errReadOnlyStore }
-func (s *readOnlyStore) WriteNode(format.Block, []byte) error      { return errReadOnlyStore }
-func (s *readOnlyStore) NodeCount(format.Block) (uint64, error)    { return 1, nil }
-func (s *readOnlyStore) IncNode(format.Block) error                { return errReadOnlyStore }
-func (s *readOnlyStore) DecNode(format.Block) (uint64, error)      { return 0, errReadOnlyStore }
-func (s *readOnlyStore) FreeNode(format.Block) error               { return errReadOnlyStore }
-func (s *readOnlyStore) AdjustValue(btree.TreeKind, []byte, []byte, int) error {
-	return errReadOnlyStore
+// TestCheckDataInBatches checks the data in batches of a few checksums,
+// as a store too large to hold them all is: a clean store passes, and a
+// damaged block shared by two values is reported for both.
+func TestCheckDataInBatches(t *testing.T) {
+	defer func(n int) { checkSumsMax = n }(checkSumsMax)
+	checkSumsMax = 3
+	fs := vfs.NewMem()
+	db, err := Open("/db", &Options{FS: fs, GroupSize: 1 << 20, WALSegmentSize: 256 << 10, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		if err := db.Put([]byte(fmt.Sprintf("v%d", i)), bytes.Repeat([]byte{byte(i)}, 5*4096+i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Clone([]byte("v3"), []byte("copy")); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c := inspectImage(t, fs)
+	live := c.roots[0].tree
+	v, _, err := live.Get(format.InodeKey(nil, []byte("copy")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ino, err := format.DecodeInode(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _, err = live.Get(format.ExtentKey(nil, ino.ID, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := cowio.DecodeExtentRecord(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := fs.OpenFile("/db/data", vfs.ReadWrite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("damage"), int64(rec.Start+1)*4096); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	err = checkPersisted(fs, "/db")
+	var ce *CheckError
+	if !errors.As(err, &ce) {
+		t.Fatalf("damaged: %v", err)
+	}
+	var keys []string
+	for _, v := range ce.Violations {
+		if v.Kind == ViolationChecksum && v.Block == uint64(rec.Start)+1 {
+			keys = append(keys, string(v.Key))
+		}
+	}
+	if slices.Sort(keys); !slices.Equal(keys, []string{"copy", "v3"}) {
+		t.Fatalf("checksum violations for %v, want copy and v3: %v", keys, ce)
+	}
 }

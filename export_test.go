@@ -2,7 +2,7 @@ package cowdb
 
 // Exports for the black-box tests of package cowdb_test.
 var (
-	// CheckPersisted checks the DESIGN §6 invariant on the durable image
-	// of a closed (or checkpointed) store.
+	// CheckPersisted runs the full check (DB.Check's) on the durable image
+	// of a store, closed or checkpointed, without taking its lock.
 	CheckPersisted = checkPersisted
 )

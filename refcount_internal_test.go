@@ -53,6 +53,8 @@ func TestSharedExtentsPersist(t *testing.T) {
 		w.set(format.ExtentKey(nil, 999, fb), bytes.Clone(e.Value))
 	}
 	w.set(format.InodeKey(nil, []byte("b")), format.AppendInode(nil, format.Inode{ID: 999, Size: ino.Size}))
+	w.set(format.BlobKeyKey(nil, 999), []byte("b"))
+	db.mu.nextInode = max(db.mu.nextInode, 1000)
 	// An empty record stands for the clone's (the checkpoint follows at
 	// once, so replay never needs its contents).
 	payload, _ := record.Append(nil, nil)

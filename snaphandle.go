@@ -289,10 +289,14 @@ func (db *DB) spaceGraph(roots []*btree.Tree) (*spaceGraph, error) {
 			n.refs++
 		}
 	}
+	// Block by block: part of an extent may be shared (a cut record's
+	// other part is mapped elsewhere) while the rest is not.
 	db.mu.Lock()
 	for _, p := range exts {
-		if db.mu.alloc.Count(p.ext.Start) == 1 {
-			p.n.ownExcl += int64(p.ext.Len) * g.bs
+		for b := p.ext.Start; b < p.ext.Start+format.Block(p.ext.Len); b++ {
+			if db.mu.alloc.Count(b) == 1 {
+				p.n.ownExcl += g.bs
+			}
 		}
 	}
 	db.mu.Unlock()
