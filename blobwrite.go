@@ -254,44 +254,51 @@ func (db *DB) ensureBlob(key []byte, id *format.InodeID, gen uint64) error {
 	if ino, err := format.DecodeInode(rec); err != nil || !ino.Inline() {
 		return err
 	}
+	// The conversion logs a DeferredWrite: like every write that does,
+	// it shares deferMu, so a checkpoint or Snapshot cannot take its LSN
+	// between this record and its pages' writeback (and it checkpoints,
+	// when it must, only with deferMu released: commitRetrying).
 	var blob format.InodeID
-	err = db.write(func(w *writer) error {
-		blob = 0
-		rec, ok, err := w.get(format.InodeKey(nil, key))
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return ErrStale
-		}
-		ino, err := format.DecodeInode(rec)
-		if err != nil {
-			return fmt.Errorf("cowdb: key %q: %w", key, err)
-		}
-		if ino.ID != *id || w.db.mu.restores != gen {
-			return ErrStale
-		}
-		if !ino.Inline() {
-			return nil
-		}
-		w.db.mu.nextInode++
-		blob = w.db.mu.nextInode - 1
-		if err := w.do(record.Op{Kind: record.Put, Key: bytes.Clone(key), Inode: blob, Size: ino.Size}); err != nil {
-			return err
-		}
-		if len(ino.Value) > 0 {
-			if err := w.do(record.Op{Kind: record.DeferredWrite, Inode: blob, Value: bytes.Clone(ino.Value)}); err != nil {
+	err = db.commitRetrying(func() (format.LSN, error) {
+		db.deferMu.RLock()
+		defer db.deferMu.RUnlock()
+		return db.writeOnce(func(w *writer) error {
+			blob = 0
+			rec, ok, err := w.get(format.InodeKey(nil, key))
+			if err != nil {
 				return err
 			}
-		}
-		return nil
+			if !ok {
+				return ErrStale
+			}
+			ino, err := format.DecodeInode(rec)
+			if err != nil {
+				return fmt.Errorf("cowdb: key %q: %w", key, err)
+			}
+			if ino.ID != *id || w.db.mu.restores != gen {
+				return ErrStale
+			}
+			if !ino.Inline() {
+				return nil
+			}
+			w.db.mu.nextInode++
+			blob = w.db.mu.nextInode - 1
+			if err := w.do(record.Op{Kind: record.Put, Key: bytes.Clone(key), Inode: blob, Size: ino.Size}); err != nil {
+				return err
+			}
+			if len(ino.Value) > 0 {
+				if err := w.do(record.Op{Kind: record.DeferredWrite, Inode: blob, Value: bytes.Clone(ino.Value)}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
 	})
 	if err == nil && blob != 0 {
 		*id = blob
 	}
 	return err
 }
-
 
 // blobOps adds bw's operations to w: under db.mu, with the key's current
 // inode checked against the handle's, and r the aligned part's remap (nil
@@ -335,36 +342,12 @@ func (w *writer) blobOps(key []byte, id *format.InodeID, bw blobWrite, r *cowio.
 			return err
 		}
 	}
-	if bw.truncate >= 0 && bw.truncate < ino.Size {
-		if err := w.zeroTail(ino.ID, bw.truncate); err != nil {
-			return err
-		}
-	}
 	for _, d := range bw.deferred {
 		if err := w.do(record.Op{Kind: record.DeferredWrite, Inode: ino.ID, Off: d.off, Value: d.data}); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// zeroTail logs zeros over the bytes of the last block past size, when
-// that block holds data, so that growing the blob later reads zeros there.
-func (w *writer) zeroTail(id format.InodeID, size int64) error {
-	bs := int64(w.db.bs)
-	if size%bs == 0 {
-		return nil
-	}
-	fb := cowio.FileBlock(size / bs)
-	m, err := w.view().mapping(id, fb, fb+1)
-	if err != nil {
-		return err
-	}
-	if len(m.Entries) == 0 && w.db.pages.latest(id, fb) == nil {
-		return nil // a hole reads zeros already
-	}
-	zeros := make([]byte, (int64(fb)+1)*bs-size)
-	return w.do(record.Op{Kind: record.DeferredWrite, Inode: id, Off: size, Value: zeros})
 }
 
 // loadMapping reads inode id's committed mapping from the current version

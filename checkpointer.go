@@ -38,10 +38,16 @@ type checkpointer struct {
 	once  sync.Once
 }
 
+// startCheckpointer starts db's checkpointer and sets db.bg to it before
+// it runs (the loop itself calls db.bg.kick).
 func startCheckpointer(db *DB) *checkpointer {
 	c := &checkpointer{db: db, kickC: make(chan struct{}, 1), stopC: make(chan struct{})}
+	db.bg = c
 	c.wg.Add(1)
 	go c.run()
+	if _, steps := db.dropWork(); steps {
+		c.kick() // drops resumed from the catalog
+	}
 	return c
 }
 

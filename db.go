@@ -304,10 +304,19 @@ func (db *DB) usableLocked() error {
 // under SyncAlways, waits for the record to be durable (group commit: the
 // wait happens without db.mu, so concurrent writers share one flush).
 func (db *DB) write(fn func(w *writer) error) error {
+	return db.commitRetrying(func() (format.LSN, error) { return db.writeOnce(fn) })
+}
+
+// commitRetrying runs attempt, which commits one record (with whatever
+// locks of its own it needs, and never checkpointing), as write does: after
+// a full log, or no space, it checkpoints with no lock held and tries again
+// a few times; then it acknowledges, waiting for durability under
+// SyncAlways.
+func (db *DB) commitRetrying(attempt func() (format.LSN, error)) error {
 	spaceRetried := false
-	for attempt := 0; ; attempt++ {
-		lsn, err := db.writeOnce(fn)
-		if errors.Is(err, wal.ErrLogFull) && attempt < logFullRetries {
+	for i := 0; ; i++ {
+		lsn, err := attempt()
+		if errors.Is(err, wal.ErrLogFull) && i < logFullRetries {
 			if cerr := db.checkpoint(); cerr != nil {
 				return cerr
 			}

@@ -17,11 +17,29 @@
 // and wal; those use extents, cache, vfs and internal/format; imports never
 // point upwards.
 //
-// Status: the key-value API works end to end: Open (create, lock, recover),
-// Close, Put, Get, Delete, Update and View transactions, Scan and Prefix,
-// Sync, Checkpoint and Stats, with values of any size up to MaxValueSize
-// (small ones inline in the namespace tree, larger ones in extents written
-// through cowio), group commit under SyncAlways, background checkpoints and
-// log recycling. Blobs, snapshots, Clone, Diff and Check follow; the API
-// described in DESIGN.md §13 is the contract.
+// The API of DESIGN.md §13 is the contract: Open, Close, Put, Get, Delete,
+// Update and View, Scan and Prefix; CreateBlob and OpenBlob (Blob: ReadAt,
+// WriteAt, Read, Write, Seek, ReadFrom, WriteTo, Size, Truncate, Sync,
+// Close); Snapshot, Snapshots, OpenSnapshot, DeleteSnapshot, Restore,
+// Clone, CloneFrom, Diff; Sync, Checkpoint, Stats and Check (CheckDir
+// offline).
+//
+// # Where the design went further
+//
+//   - Data checksums live in the extent records that point at the data
+//     (at most 64 blocks a record), not in a checksum tree keyed by
+//     physical block: the pointer carries what its block must hash to, as
+//     a branch carries its child's checksum, so lost and misdirected data
+//     writes are caught; clones and snapshots share them for free; a read
+//     gets them with the mapping.
+//   - A blob index ('i' + inode → key) ties every blob to its key, so Diff
+//     finds a blob whose blocks changed while its inode record did not, and
+//     Check can prove no extent record is orphaned.
+//   - Unaligned writes keep partial dirty pages (a byte mask) and never
+//     read the block they patch; the bytes a page lacks are read at
+//     writeback. Pages have a per-block LSN history so that readers of
+//     older versions, and snapshots, see exactly their bytes.
+//   - A checkpoint that finds no space to write dirty pages back relogs
+//     them after its LSN instead, so it can still run and release the busy
+//     blocks that give the space back.
 package cowdb

@@ -85,7 +85,7 @@ func open(dir string, o Options, given *Options, lock io.Closer) (*DB, error) {
 		return nil, err
 	}
 	if !o.ReadOnly {
-		db.bg = startCheckpointer(db)
+		startCheckpointer(db)
 	}
 	return db, nil
 }

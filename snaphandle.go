@@ -382,29 +382,31 @@ func (db *DB) clone(snap string, src, dst []byte) error {
 	if db.closed.Load() {
 		return ErrClosed
 	}
-	db.deferMu.RLock()
-	defer db.deferMu.RUnlock()
-	if snap == "" {
-		r := db.acquire()
-		ino, err := lookupInode(treeView(r.v.ns, r.v.lsn), src)
-		db.release(r)
-		if err != nil {
-			return err
-		}
-		if !ino.Inline() {
-			st := db.pages.use(ino.ID)
-			defer db.pages.unuse(st)
-			st.wmu.Lock()
-			defer st.wmu.Unlock()
-			if err := db.writebackLocked(st); err != nil {
-				return err
+	// The locks are taken inside the attempt: commitRetrying checkpoints
+	// between attempts, and a checkpoint writes back src's pages itself.
+	return db.commitRetrying(func() (format.LSN, error) {
+		if snap == "" {
+			r := db.acquire()
+			ino, err := lookupInode(treeView(r.v.ns, r.v.lsn), src)
+			db.release(r)
+			if err != nil {
+				return 0, err
+			}
+			if !ino.Inline() {
+				st := db.pages.use(ino.ID)
+				defer db.pages.unuse(st)
+				st.wmu.Lock()
+				defer st.wmu.Unlock()
+				if err := db.writebackLocked(st); err != nil {
+					return 0, err
+				}
 			}
 		}
-	}
-	return db.write(func(w *writer) error {
-		w.db.mu.nextInode++
-		id := w.db.mu.nextInode - 1
-		return w.do(record.Op{Kind: record.Clone, Key: bytes.Clone(src), Dst: bytes.Clone(dst), Name: snap, Inode: id})
+		return db.writeOnce(func(w *writer) error {
+			w.db.mu.nextInode++
+			id := w.db.mu.nextInode - 1
+			return w.do(record.Op{Kind: record.Clone, Key: bytes.Clone(src), Dst: bytes.Clone(dst), Name: snap, Inode: id})
+		})
 	})
 }
 

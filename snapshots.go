@@ -162,19 +162,32 @@ func (db *DB) applyDropStepLocked(op *record.Op, lsn format.LSN) error {
 
 // rootOp logs op alone in a record and applies it, publishing the live
 // root it leaves; under SyncAlways it waits for durability. check runs
-// under db.mu first and may refuse.
-func (db *DB) rootOp(op record.Op, check func() error) error {
-	lsn, err := db.rootOpOnce(&op, check)
-	if err != nil {
+// under db.mu first and may refuse. quiesce writes back every dirty page
+// first, with every blob writer held off until the record is logged
+// (quiesceBlobs). A full log or no space checkpoints and retries, with no
+// lock held.
+func (db *DB) rootOp(op record.Op, quiesce bool, check func() error) error {
+	if op.Kind == record.DropProgress {
+		// A drop step is no one's write: it becomes durable with the next
+		// flush or checkpoint, and replay resumes from the last one
+		// logged. The background loop retries it.
+		_, err := db.rootOpOnce(&op, check)
+		if err == nil {
+			db.bg.kick()
+		}
 		return err
 	}
-	db.bg.kick()
-	// A drop step is no one's write: it becomes durable with the next
-	// flush or checkpoint, and replay resumes from the last one logged.
-	if db.opts.Sync == SyncAlways && op.Kind != record.DropProgress {
-		return db.syncLSN(lsn)
-	}
-	return nil
+	return db.commitRetrying(func() (format.LSN, error) {
+		if quiesce {
+			release, err := db.quiesceBlobs()
+			if err != nil {
+				return 0, err
+			}
+			defer release()
+		}
+		o := op
+		return db.rootOpOnce(&o, check)
+	})
 }
 
 func (db *DB) rootOpOnce(op *record.Op, check func() error) (format.LSN, error) {
@@ -250,13 +263,8 @@ func (db *DB) Snapshot(name string) (SnapshotInfo, error) {
 	if db.closed.Load() {
 		return SnapshotInfo{}, ErrClosed
 	}
-	release, err := db.quiesceBlobs()
-	if err != nil {
-		return SnapshotInfo{}, err
-	}
-	defer release()
 	now := time.Now()
-	err = db.rootOp(record.Op{Kind: record.Snapshot, Name: name, Time: now.UnixNano()}, func() error {
+	err := db.rootOp(record.Op{Kind: record.Snapshot, Name: name, Time: now.UnixNano()}, true, func() error {
 		if db.mu.snaps[name] != nil {
 			return fmt.Errorf("%w: %q", ErrSnapshotExists, name)
 		}
@@ -279,7 +287,7 @@ func (db *DB) DeleteSnapshot(name string) error {
 	if err := snapshot.ValidName(name); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidSnapshotName, err)
 	}
-	return db.rootOp(record.Op{Kind: record.DeleteSnapshot, Name: name}, func() error {
+	return db.rootOp(record.Op{Kind: record.DeleteSnapshot, Name: name}, false, func() error {
 		if db.mu.snaps[name] == nil {
 			return fmt.Errorf("%w: %q", ErrSnapshotNotFound, name)
 		}
@@ -299,12 +307,7 @@ func (db *DB) Restore(name string) error {
 	if db.closed.Load() {
 		return ErrClosed
 	}
-	release, err := db.quiesceBlobs()
-	if err != nil {
-		return err
-	}
-	defer release()
-	err = db.rootOp(record.Op{Kind: record.Restore, Name: name}, func() error {
+	err := db.rootOp(record.Op{Kind: record.Restore, Name: name}, true, func() error {
 		if db.mu.snaps[name] == nil {
 			return fmt.Errorf("%w: %q", ErrSnapshotNotFound, name)
 		}
@@ -348,7 +351,7 @@ func (db *DB) dropSteps(n int) (bool, error) {
 		if name == "" {
 			return false, nil
 		}
-		if err := db.rootOp(record.Op{Kind: record.DropProgress, Name: name, Len: dropBudget}, nil); err != nil {
+		if err := db.rootOp(record.Op{Kind: record.DropProgress, Name: name, Len: dropBudget}, false, nil); err != nil {
 			return false, err
 		}
 	}

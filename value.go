@@ -283,11 +283,26 @@ func (w *writer) applyTruncate(op record.Op) error {
 		return fmt.Errorf("%w: truncate of key %q names inode %d, which it does not hold as a blob", record.ErrBadBatch, op.Key, op.Inode)
 	}
 	if op.Size < ino.Size {
-		from := cowio.FileBlock((op.Size + int64(w.db.bs) - 1) / int64(w.db.bs))
+		bs := int64(w.db.bs)
+		from := cowio.FileBlock((op.Size + bs - 1) / bs)
 		if err := w.unmap(ino.ID, from, maxFileBlock); err != nil {
 			return err
 		}
 		w.coverFrom(ino.ID, from)
+		// The bytes past the size in the last block become zeros: a
+		// partial page of them, derived from the operation itself (so
+		// the log needs no zeros), when the block holds anything.
+		if tail := op.Size % bs; tail != 0 {
+			fb := cowio.FileBlock(op.Size / bs)
+			m, err := w.view().mapping(ino.ID, fb, fb+1)
+			if err != nil {
+				return err
+			}
+			if base := w.newestPage(ino.ID, fb); base != nil || len(m.Entries) > 0 {
+				p := patched(base, make([]byte, bs-tail), int(tail), int(bs))
+				w.pageOps = append(w.pageOps, pageOp{id: ino.ID, fb: fb, p: p})
+			}
+		}
 	}
 	ino.Size = op.Size
 	return w.set(k, format.AppendInode(nil, ino))
@@ -334,7 +349,6 @@ func (w *writer) newestPage(id format.InodeID, fb cowio.FileBlock) *page {
 	}
 	return w.db.pages.latest(id, fb)
 }
-
 
 // readMappedBlock reads block fb of inode id as v maps it (holes: zeros).
 func (db *DB) readMappedBlock(v view, id format.InodeID, fb cowio.FileBlock) ([]byte, error) {
