@@ -106,7 +106,7 @@ type blobModelConfig struct {
 }
 
 var blobModelConfigs = []blobModelConfig{
-	{"pressure-smalllog", 4096, 1 << 20, 0, 256 << 10},
+	{"pressure-smalllog", 4096, 1 << 20, -1, 256 << 10},
 	{"deferred-aligned", 4096, 1 << 20, 16 << 10, 1 << 20},
 	{"roomy", 4096, 64 << 20, 64 << 10, 4 << 20},
 	{"block8k", 8192, 1 << 20, 8192, 1 << 20},

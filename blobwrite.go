@@ -79,7 +79,7 @@ func (db *DB) planWrite(p []byte, off int64) blobWrite {
 	bw := blobWrite{truncate: -1, end: off + n}
 	aligned := off%bs == 0 && n%bs == 0
 	switch {
-	case aligned && n > int64(db.opts.DeferredWriteMax):
+	case aligned && (n > int64(db.opts.DeferredWriteMax) || n > int64(db.recordMax/4)):
 		bw.mid, bw.midOff = p, off
 	case aligned || n <= min(deferredUnalignedMax, int64(db.recordMax/4)):
 		bw.deferred = []deferredPiece{{off, p}}

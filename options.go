@@ -84,8 +84,14 @@ type Options struct {
 	InlineMax int
 
 	// DeferredWriteMax is the largest aligned blob write, in bytes, that
-	// still takes the logged page-cache route like an unaligned write.
-	// Default 0: every aligned write goes straight to new blocks.
+	// still takes the logged page-cache route like an unaligned write (one
+	// log write now, the block written back later) instead of going
+	// straight to new blocks (a data write and sync, then the log). 0
+	// means the default, 4096: measured, 4 KiB random overwrites run 2.5×
+	// faster durable each and about 2.7× with a sync every 16 writes,
+	// writeback included, for about twice the bytes written (2.2 per user
+	// byte instead of 1.2). Negative: every aligned write goes to new
+	// blocks. At most 1 MiB (and a quarter of a log record).
 	DeferredWriteMax int
 
 	// CheckpointInterval is the longest time between checkpoints while
@@ -120,6 +126,8 @@ const (
 	defaultCacheSize          = 64 << 20
 	minCacheSize              = 1 << 20
 	defaultInlineMax          = 512
+	defaultDeferredWrite      = 4096
+	maxDeferredWrite          = 1 << 20
 	maxInline                 = 1024
 	defaultCheckpointInterval = 30 * time.Second
 	defaultCheckpointWALSize  = 64 << 20
@@ -146,6 +154,7 @@ func (o *Options) withDefaults() (Options, error) {
 	setDefault(&r.GrowSize, r.GroupSize)
 	setDefault(&r.CacheSize, defaultCacheSize)
 	setDefault(&r.InlineMax, defaultInlineMax)
+	setDefault(&r.DeferredWriteMax, defaultDeferredWrite)
 	setDefault(&r.CheckpointInterval, defaultCheckpointInterval)
 	setDefault(&r.CheckpointWALSize, defaultCheckpointWALSize)
 	if r.Logger == nil {
@@ -185,8 +194,8 @@ func (o *Options) validate() error {
 		return bad("Sync", "is %d; it must be SyncAlways or SyncNever", o.Sync)
 	case o.InlineMax < 0 || o.InlineMax > maxInline:
 		return bad("InlineMax", "is %d; it must be from 0 to %d", o.InlineMax, maxInline)
-	case o.DeferredWriteMax < 0:
-		return bad("DeferredWriteMax", "is %d; it must not be negative", o.DeferredWriteMax)
+	case o.DeferredWriteMax > maxDeferredWrite:
+		return bad("DeferredWriteMax", "is %d; it must be at most %d", o.DeferredWriteMax, maxDeferredWrite)
 	case o.CheckpointInterval < 0:
 		return bad("CheckpointInterval", "is %v; it must not be negative", o.CheckpointInterval)
 	case o.CheckpointWALSize < 0:

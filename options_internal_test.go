@@ -48,7 +48,7 @@ func TestOptionsInvalid(t *testing.T) {
 		{"Sync", Options{Sync: 7}},
 		{"InlineMax", Options{InlineMax: -1}},
 		{"InlineMax", Options{InlineMax: maxInline + 1}},
-		{"DeferredWriteMax", Options{DeferredWriteMax: -1}},
+		{"DeferredWriteMax", Options{DeferredWriteMax: 2 << 20}},
 		{"CheckpointInterval", Options{CheckpointInterval: -time.Second}},
 		{"CheckpointWALSize", Options{CheckpointWALSize: -1}},
 		{"DirectIO", Options{DirectIO: 9}},
