@@ -211,7 +211,13 @@ func (l *osLock) Close() error {
 	err := ErrClosed
 	l.once.Do(func() {
 		err = nil
-		if cerr := unix.Close(l.fd); cerr != nil {
+		// Unlock before closing: a process forked meanwhile shares the
+		// descriptor (until it execs), and the lock would outlive this
+		// Close, so that an Open right after it got ErrLocked.
+		if uerr := unix.Flock(l.fd, unix.LOCK_UN); uerr != nil {
+			err = sysError("unlock", l.name, uerr)
+		}
+		if cerr := unix.Close(l.fd); cerr != nil && err == nil {
 			err = sysError("close", l.name, cerr)
 		}
 	})
