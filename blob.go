@@ -188,8 +188,8 @@ func (b *Blob) ReadAt(p []byte, off int64) (int, error) {
 // return. A negative off is ErrInvalidOffset; a blob past MaxBlobSize, or
 // p longer than MaxWriteSize, is ErrValueTooLarge. (One WriteAt is one log
 // record, which holds 8 bytes of checksum per block written: with a
-// WALSegmentSize below 64 MiB, the bound is lower, WALSegmentSize/64 bytes
-// of data per WriteAt, about; Write and ReadFrom are not bounded.)
+// WALSegmentSize below 64 MiB, the bound is lower, about WALSegmentSize/64
+// blocks per WriteAt; Write and ReadFrom are not bounded.)
 func (b *Blob) WriteAt(p []byte, off int64) (int, error) {
 	if err := b.writable(); err != nil {
 		return 0, err
@@ -226,6 +226,16 @@ func (b *Blob) writeAt(p []byte, off int64, sync bool) (int, error) {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// fresh returns ErrStale once the handle's value was deleted or replaced
+// (for the buffered calls, which would otherwise learn it only at flush).
+func (b *Blob) fresh() error {
+	_, _, r, err := b.inode()
+	if err == nil {
+		b.db.release(r)
+	}
+	return err
 }
 
 // writable returns why the handle cannot write now, if it cannot.
@@ -340,6 +350,9 @@ func (b *Blob) Write(p []byte) (int, error) {
 	if err := b.writable(); err != nil {
 		return 0, err
 	}
+	if err := b.fresh(); err != nil {
+		return 0, err
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.pos > MaxBlobSize-int64(len(p)) {
@@ -374,6 +387,9 @@ func (b *Blob) Write(p []byte) (int, error) {
 // atomic WriteAt, in order.
 func (b *Blob) ReadFrom(r io.Reader) (int64, error) {
 	if err := b.writable(); err != nil {
+		return 0, err
+	}
+	if err := b.fresh(); err != nil {
 		return 0, err
 	}
 	b.mu.Lock()
