@@ -482,25 +482,7 @@ func (r *blobRun) readStream(op blobOp) error {
 // (within a bounded number of runs) and returns the failure of the shortest
 // sequence found, with its ops.
 func shrinkBlobOps(c blobModelConfig, ops []blobOp, seed uint64) string {
-	err := runBlobOps(c, ops, seed)
-	runs := 0
-	for chunk := len(ops) / 2; chunk >= 1 && runs < 400; chunk /= 2 {
-		for i := 0; i+chunk <= len(ops) && runs < 400; {
-			try := append(append([]blobOp{}, ops[:i]...), ops[i+chunk:]...)
-			runs++
-			if e := runBlobOps(c, try, seed); e != nil {
-				ops, err = try, e
-				continue
-			}
-			i += chunk
-		}
-	}
-	var sb bytes.Buffer
-	for _, op := range ops {
-		fmt.Fprintf(&sb, "\t%v\n", op)
-	}
-	fmt.Fprintf(&sb, "\t=> %v", err)
-	return sb.String()
+	return shrink(ops, func(ops []blobOp) error { return runBlobOps(c, ops, seed) }, 400)
 }
 
 // TestBlobConcurrent writes several blobs at once, one goroutine per blob

@@ -264,19 +264,9 @@ func (db *DB) ensureBlob(key []byte, id *format.InodeID, gen uint64) error {
 		defer db.deferMu.RUnlock()
 		return db.writeOnce(func(w *writer) error {
 			blob = 0
-			rec, ok, err := w.get(format.InodeKey(nil, key))
+			ino, err := w.heldInode(key, *id, gen)
 			if err != nil {
 				return err
-			}
-			if !ok {
-				return ErrStale
-			}
-			ino, err := format.DecodeInode(rec)
-			if err != nil {
-				return fmt.Errorf("cowdb: key %q: %w", key, err)
-			}
-			if ino.ID != *id || w.db.mu.restores != gen {
-				return ErrStale
 			}
 			if !ino.Inline() {
 				return nil
@@ -304,29 +294,17 @@ func (db *DB) ensureBlob(key []byte, id *format.InodeID, gen uint64) error {
 // inode checked against the handle's, and r the aligned part's remap (nil
 // if none).
 func (w *writer) blobOps(key []byte, id *format.InodeID, bw blobWrite, r *cowio.Remap) error {
-	rec, ok, err := w.get(format.InodeKey(nil, key))
+	ino, err := w.heldInode(key, *id, bw.gen)
 	if err != nil {
 		return err
 	}
-	if !ok {
-		return ErrStale
-	}
-	ino, err := format.DecodeInode(rec)
-	if err != nil {
-		return fmt.Errorf("cowdb: key %q: %w", key, err)
-	}
-	if ino.ID != *id || ino.Inline() || w.db.mu.restores != bw.gen {
+	if ino.Inline() {
 		return ErrStale
 	}
 	if r != nil {
-		for _, e := range r.New {
-			op := record.Op{Kind: record.Remap, Inode: ino.ID, FileBlock: uint64(e.FileBlock), Phys: e.Start, Len: e.Len, Sums: e.Sums}
-			if err := w.do(op); err != nil {
-				return err
-			}
-			w.commits = append(w.commits, e.Extent())
+		if err := w.logRemap(ino.ID, r); err != nil {
+			return err
 		}
-		w.needsDataSync = true
 	}
 	size := ino.Size
 	switch {
@@ -347,6 +325,31 @@ func (w *writer) blobOps(key []byte, id *format.InodeID, bw blobWrite, r *cowio.
 			return err
 		}
 	}
+	return nil
+}
+
+// heldInode returns key's inode record as the batch has it, or ErrStale
+// unless it is still inode id of a handle opened at Restore generation gen.
+func (w *writer) heldInode(key []byte, id format.InodeID, gen uint64) (format.Inode, error) {
+	ino, err := lookupInode(w.view(), key)
+	if errors.Is(err, ErrNotFound) || err == nil && (ino.ID != id || w.db.mu.restores != gen) {
+		return format.Inode{}, ErrStale
+	}
+	return ino, err
+}
+
+// logRemap adds the Remap operations of r, a write to inode id, to w: the
+// blocks are committed with the record, and the data file is synced before
+// the log flush that makes it durable.
+func (w *writer) logRemap(id format.InodeID, r *cowio.Remap) error {
+	for _, e := range r.New {
+		op := record.Op{Kind: record.Remap, Inode: id, FileBlock: uint64(e.FileBlock), Phys: e.Start, Len: e.Len, Sums: e.Sums}
+		if err := w.do(op); err != nil {
+			return err
+		}
+		w.commits = append(w.commits, e.Extent())
+	}
+	w.needsDataSync = true
 	return nil
 }
 
@@ -464,15 +467,7 @@ func (db *DB) writebackGroup(st *inodeState, ino *cowio.Inode, group []*wbRun) e
 				if !st.samePages(run.fbs, run.pages) {
 					return errWritebackRaced
 				}
-				for _, e := range r.New {
-					op := record.Op{Kind: record.Remap, Inode: st.id, FileBlock: uint64(e.FileBlock), Phys: e.Start, Len: e.Len, Sums: e.Sums}
-					if err := w.do(op); err != nil {
-						return err
-					}
-					w.commits = append(w.commits, e.Extent())
-				}
-				w.needsDataSync = true
-				return nil
+				return w.logRemap(st.id, r)
 			})
 		})
 		run.r = nil

@@ -312,20 +312,7 @@ func (db *DB) checkpointRootsLocked(epoch format.Epoch, L format.LSN) error {
 
 // delCatalogLocked removes one catalog entry.
 func (db *DB) delCatalogLocked(key []byte) error {
-	b, err := db.mu.catalog.Begin()
-	if err != nil {
-		return err
-	}
-	if err := b.Delete(key); err != nil {
-		b.Abort()
-		return err
-	}
-	t, err := b.Commit()
-	if err != nil {
-		return err
-	}
-	db.mu.catalog = t
-	return nil
+	return db.changeCatalogLocked(func(b *btree.Batch) error { return b.Delete(key) })
 }
 
 // putCatalogLocked sets one catalog entry.
@@ -335,11 +322,16 @@ func (db *DB) putCatalogLocked(key, val []byte) error {
 	} else if ok && bytes.Equal(old, val) {
 		return nil
 	}
+	return db.changeCatalogLocked(func(b *btree.Batch) error { return b.Put(key, val) })
+}
+
+// changeCatalogLocked applies change to the catalog in a batch of its own.
+func (db *DB) changeCatalogLocked(change func(*btree.Batch) error) error {
 	b, err := db.mu.catalog.Begin()
 	if err != nil {
 		return err
 	}
-	if err := b.Put(key, val); err != nil {
+	if err := change(b); err != nil {
 		b.Abort()
 		return err
 	}

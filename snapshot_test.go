@@ -1105,25 +1105,7 @@ func waitDrops(db *cowdb.DB) error {
 // (within a bounded number of runs) and returns the shortest failure
 // found, with its ops.
 func shrinkSnapOps(c snapModelConfig, ops []snapOp, seed uint64) string {
-	err := runSnapOps(c, ops, seed)
-	runs := 0
-	for chunk := len(ops) / 2; chunk >= 1 && runs < 300; chunk /= 2 {
-		for i := 0; i+chunk <= len(ops) && runs < 300; {
-			try := append(append([]snapOp{}, ops[:i]...), ops[i+chunk:]...)
-			runs++
-			if e := runSnapOps(c, try, seed); e != nil {
-				ops, err = try, e
-				continue
-			}
-			i += chunk
-		}
-	}
-	var sb strings.Builder
-	for _, op := range ops {
-		fmt.Fprintf(&sb, "\t%v\n", op)
-	}
-	fmt.Fprintf(&sb, "\t=> %v", err)
-	return sb.String()
+	return shrink(ops, func(ops []snapOp) error { return runSnapOps(c, ops, seed) }, 300)
 }
 
 // snapNamedCalls runs every call but Snapshot that names a snapshot, and
