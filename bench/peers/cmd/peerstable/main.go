@@ -1,17 +1,27 @@
 // Command peerstable turns the output of one or more runs of the peers
 // benchmarks (go test -bench, concatenated) into the markdown tables of
-// docs/peers.md: for each workload and store, the median ops/s over the
-// runs, the spread (lowest and highest run), and the ratios of the median
-// to cowdb's and to the raw device's.
+// docs/peers.md: for each workload and store, the median rate over the
+// runs (ops/s, or MB/s for a workload that reports no ops/s, such as blob
+// ingest), the spread (lowest and highest run), the ratios of the median
+// to cowdb's and to the raw device's, and the medians of the other
+// metrics (latencies, write amplification "wa", ...).
+//
+// With -ratios=runs the two ratio columns are instead the median, over the
+// runs, of each run's own ratio: on a shared machine the load changes
+// from run to run, and a ratio taken within one run compares stores
+// measured close together in time. It pairs a store's k-th result with
+// the reference's k-th, so every run must report every store.
 //
 // With -svg it writes instead an SVG chart of the same medians: one group
 // of bars per workload, each bar's length the store's median relative to
-// the fastest store of that workload, labelled with its ops/s.
+// the fastest store of that workload, labelled with its rate and, where
+// the workload reports it, its write amplification.
 //
 // It reads standard input and writes standard output; it never runs
 // benchmarks itself. Usage:
 //
 //	go run ./cmd/peerstable < runs.txt > table.md
+//	go run ./cmd/peerstable -ratios=runs < runs.txt > table.md
 //	go run ./cmd/peerstable -svg < runs.txt > chart.svg
 package main
 
@@ -79,7 +89,8 @@ func summarize(vs []float64) stat {
 // table collects samples in the order workloads and stores first appear.
 type table struct {
 	workloads, stores []string
-	values            map[[3]string][]float64 // workload, store, unit
+	values            map[[3]string][]float64 // workload, store, unit; in input order
+	perRun            bool                    // ratios within runs (-ratios=runs)
 }
 
 func (t *table) add(s sample) {
@@ -121,8 +132,47 @@ func num(v float64) string {
 	return b.String()
 }
 
-// ratio formats a/b, or "–" when b is missing.
-func ratio(a stat, b stat, ok bool) string {
+// rateUnits are the units a workload's rate may be reported in, in order
+// of preference.
+var rateUnits = []string{"ops/s", "MB/s"}
+
+// unit returns the unit of workload's rate: the first of rateUnits that
+// any store reported for it, or "" if none did.
+func (t *table) unit(workload string) string {
+	for _, u := range rateUnits {
+		for _, st := range t.stores {
+			if _, ok := t.get(workload, st, u); ok {
+				return u
+			}
+		}
+	}
+	return ""
+}
+
+// ratio formats the ratio of store's rate to ref's in workload, or "–"
+// when ref has none: the ratio of their medians, or with perRun the
+// median of their ratios run by run.
+func (t *table) ratio(workload, store, ref, unit string) string {
+	if !t.perRun {
+		a, _ := t.get(workload, store, unit)
+		b, ok := t.get(workload, ref, unit)
+		return ratioOf(a, b, ok)
+	}
+	as, bs := t.values[[3]string{workload, store, unit}], t.values[[3]string{workload, ref, unit}]
+	var rs []float64
+	for k := range min(len(as), len(bs)) {
+		if bs[k] != 0 {
+			rs = append(rs, as[k]/bs[k])
+		}
+	}
+	if len(rs) == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", summarize(rs).median)
+}
+
+// ratioOf formats a/b, or "–" when b is missing.
+func ratioOf(a stat, b stat, ok bool) string {
 	if !ok || b.median == 0 {
 		return "–"
 	}
@@ -132,29 +182,36 @@ func ratio(a stat, b stat, ok bool) string {
 // write prints one markdown table per workload.
 func (t *table) write(w io.Writer) {
 	for _, wl := range t.workloads {
+		unit := t.unit(wl)
+		if unit == "" {
+			continue
+		}
 		fmt.Fprintf(w, "\n#### %s\n\n", wl)
-		fmt.Fprintln(w, "| store | ops/s (median) | spread (min – max) | runs | vs cowdb | vs raw | other metrics (median) |")
+		vs := "vs"
+		if t.perRun {
+			vs = "run's ratio to"
+		}
+		fmt.Fprintf(w, "| store | %s (median) | spread (min – max) | runs | %s cowdb | %s raw | other metrics (median) |\n", unit, vs, vs)
 		fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | --- |")
-		cow, cowOK := t.get(wl, "cowdb", "ops/s")
-		raw, rawOK := t.get(wl, "raw", "ops/s")
 		for _, st := range t.stores {
-			s, ok := t.get(wl, st, "ops/s")
+			s, ok := t.get(wl, st, unit)
 			if !ok {
 				continue
 			}
-			n := len(t.values[[3]string{wl, st, "ops/s"}])
+			n := len(t.values[[3]string{wl, st, unit}])
 			fmt.Fprintf(w, "| %s | %s | %s – %s | %d | %s | %s | %s |\n",
-				st, num(s.median), num(s.lo), num(s.hi), n, ratio(s, cow, cowOK), ratio(s, raw, rawOK), t.others(wl, st))
+				st, num(s.median), num(s.lo), num(s.hi), n, t.ratio(wl, st, "cowdb", unit), t.ratio(wl, st, "raw", unit), t.others(wl, st))
 		}
 	}
 }
 
-// others lists the medians of the metrics other than ops/s and ns/op,
-// by unit name, e.g. "p99-µs 180, warm-ops/s 487270".
+// others lists the medians of the metrics other than the workload's rate
+// and ns/op, by unit name, e.g. "p99-µs 180, warm-ops/s 487270".
 func (t *table) others(workload, store string) string {
 	var units []string
+	rate := t.unit(workload)
 	for k := range t.values {
-		if k[0] == workload && k[1] == store && k[2] != "ops/s" && k[2] != "ns/op" {
+		if k[0] == workload && k[1] == store && k[2] != rate && k[2] != "ns/op" {
 			units = append(units, k[2])
 		}
 	}
@@ -169,8 +226,13 @@ func (t *table) others(workload, store string) string {
 
 func main() {
 	svg := flag.Bool("svg", false, "write an SVG chart instead of markdown tables")
+	ratios := flag.String("ratios", "medians", "ratio columns: medians (ratio of the medians) or runs (median of each run's ratio)")
 	flag.Parse()
-	t := &table{values: map[[3]string][]float64{}}
+	if *ratios != "medians" && *ratios != "runs" {
+		fmt.Fprintf(os.Stderr, "peerstable: -ratios=%s: want medians or runs\n", *ratios)
+		os.Exit(2)
+	}
+	t := &table{values: map[[3]string][]float64{}, perRun: *ratios == "runs"}
 	sc := bufio.NewScanner(os.Stdin)
 	for sc.Scan() {
 		if s, ok := parseLine(sc.Text()); ok {
