@@ -21,8 +21,8 @@
 // Update and View, Scan and Prefix; CreateBlob and OpenBlob (Blob: ReadAt,
 // WriteAt, Read, Write, Seek, ReadFrom, WriteTo, Size, Truncate, Sync,
 // Close); Snapshot, Snapshots, OpenSnapshot, DeleteSnapshot, Restore,
-// Clone, CloneFrom, Diff; Sync, Checkpoint, Stats and Check (CheckDir
-// offline).
+// Clone, CloneFrom, Diff; Sync, Checkpoint, Stats, Check (CheckDir
+// offline) and Scrub.
 //
 // # Where the design went further
 //
