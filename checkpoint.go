@@ -2,6 +2,7 @@ package cowdb
 
 import (
 	"bytes"
+	"encoding/binary"
 	"cmp"
 	"errors"
 	"fmt"
@@ -124,6 +125,25 @@ func (db *DB) relogPagesLocked() error {
 	return flush()
 }
 
+// agCopy identifies one AG's current bitmap copy.
+type agCopy struct {
+	epoch uint64
+	sum   uint64 // format.Checksum of the whole copy as written
+}
+
+// bitmapDigest is the superblock's BitmapDigest of copies: a lost,
+// misdirected or damaged bitmap write leaves an older copy in its place,
+// which changes the digest Open computes (format.Superblock.BitmapDigest).
+func bitmapDigest(copies []agCopy) uint64 {
+	b := make([]byte, 0, 24*len(copies))
+	for ag, c := range copies {
+		b = binary.LittleEndian.AppendUint64(b, uint64(ag))
+		b = binary.LittleEndian.AppendUint64(b, c.epoch)
+		b = binary.LittleEndian.AppendUint64(b, c.sum)
+	}
+	return max(format.Checksum(b), 1) // 0 means "not recorded"
+}
+
 // cpPlan is a sealed checkpoint: what its I/O writes.
 type cpPlan struct {
 	cp    *extents.Checkpoint
@@ -133,6 +153,8 @@ type cpPlan struct {
 	// superblock is written: the checkpoint's, or past it when dirty
 	// pages were relogged.
 	walSync format.LSN
+	// agCopies are the AGs' current bitmap copies once it is durable.
+	agCopies []agCopy
 }
 
 // checkpoint seals the state under db.mu, does the I/O without it, then
@@ -170,6 +192,7 @@ func (db *DB) checkpoint() error {
 	}
 	defer db.prunePages()
 	db.mu.epoch, db.mu.cpLSN = plan.sb.Epoch, plan.sb.CheckpointLSN
+	db.mu.agCopies = plan.agCopies
 	db.mu.headroom = uint64(db.mu.alloc.Stats().FreeBlocks)
 	db.stats.checkpoints.Add(1)
 	db.stats.walBytesAtCheckpoint.Store(db.stats.walBytes.Load())
@@ -224,6 +247,13 @@ func (db *DB) sealLocked() (*cpPlan, error) {
 	if err := a.Freeze(cp); err != nil {
 		return nil, db.failLocked(err)
 	}
+	copies := slices.Clone(db.mu.agCopies)
+	for len(copies) < int(cp.AGCount) {
+		copies = append(copies, agCopy{})
+	}
+	for img := range cp.Images() {
+		copies[img.AG] = agCopy{epoch: uint64(epoch), sum: format.Checksum(img.Data)}
+	}
 	catRoot, _ := db.mu.catalog.Root()
 	refRoot, _ := db.mu.refcount.Root()
 	g := a.Geometry()
@@ -232,8 +262,9 @@ func (db *DB) sealLocked() (*cpPlan, error) {
 		AGStart: g.AGStart, StoreID: db.storeID, Epoch: epoch, CheckpointLSN: L,
 		CatalogRoot: catRoot, RefcountRoot: refRoot,
 		NextInode: db.mu.nextInode, CreatedUnixNano: db.created,
+		BitmapDigest: bitmapDigest(copies),
 	}
-	return &cpPlan{cp: cp, nodes: db.nodes.takeQueue(), sb: sb}, nil
+	return &cpPlan{cp: cp, nodes: db.nodes.takeQueue(), sb: sb, agCopies: copies}, nil
 }
 
 // checkpointRootsLocked writes every counted namespace root's dirty nodes

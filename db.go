@@ -119,6 +119,10 @@ type DB struct {
 		// release extents, and the lookup of its old value is skipped.
 		hasBlobs bool
 		failed   error // sticky: a log or data write failed
+		// agCopies is the (epoch, checksum) of every AG's current bitmap
+		// copy as the last durable checkpoint left them: the superblock's
+		// BitmapDigest is computed over it (bitmapDigest).
+		agCopies []agCopy
 		// snaps are the named snapshots; drops the roots being released
 		// in the background, in the order they began (snapshots.go).
 		snaps map[string]*snapState

@@ -338,9 +338,20 @@ func (db *DB) loadAllocator(name string, sb format.Superblock) error {
 			return fmt.Errorf("cowdb: %s: reading AG %d bitmaps: %w", name, ag, err)
 		}
 		half := int(bm) * db.bs
-		if _, err := ld.LoadAG(ag, [2][]byte{buf[:half], buf[half:]}); err != nil {
+		slot, err := ld.LoadAG(ag, [2][]byte{buf[:half], buf[half:]})
+		if err != nil {
 			return fmt.Errorf("cowdb: %s: %w", name, format.Locate(err, fmt.Sprintf("AG %d bitmap", ag)))
 		}
+		c := buf[slot*half : (slot+1)*half]
+		picked, err := format.DecodeAGBitmap(c)
+		if err != nil {
+			return fmt.Errorf("cowdb: %s: %w", name, err)
+		}
+		db.mu.agCopies = append(db.mu.agCopies, agCopy{epoch: uint64(picked.Epoch), sum: format.Checksum(c)})
+	}
+	if sb.BitmapDigest != 0 && bitmapDigest(db.mu.agCopies) != sb.BitmapDigest {
+		return fmt.Errorf("cowdb: %s: %w", name, format.Corruptf("AG bitmaps", format.ErrMalformed,
+			"the newest bitmap copies are not the ones checkpoint %d wrote (a lost, misdirected or damaged bitmap write)", sb.Epoch))
 	}
 	db.mu.refcount = db.forest.Open(kindRefcount, sb.RefcountRoot)
 	for e, err := range db.mu.refcount.Range(nil, nil) {

@@ -64,7 +64,7 @@ func sampleSuperblock() format.Superblock {
 		WALOffset:       123456,
 		CatalogRoot:     format.Ref{Block: 100, Sum: 0xaaaa},
 		RefcountRoot:    format.Ref{Block: 200, Sum: 0xbbbb},
-		ChecksumRoot:    format.Ref{Block: 300, Sum: 0xcccc},
+		BitmapDigest:    0xcccc,
 		NextInode:       77,
 		CreatedUnixNano: 1_700_000_000_000_000_000,
 	}
@@ -105,7 +105,7 @@ func genSuperblock(t *rapid.T) format.Superblock {
 		WALOffset:       rapid.Uint64().Draw(t, "walOffset"),
 		CatalogRoot:     ref("catalog"),
 		RefcountRoot:    ref("refcount"),
-		ChecksumRoot:    ref("checksum"),
+		BitmapDigest:    rapid.Uint64().Draw(t, "bitmapDigest"),
 		NextInode:       format.InodeID(rapid.Uint64Min(1).Draw(t, "nextInode")),
 		CreatedUnixNano: rapid.Int64().Draw(t, "created"),
 	}

@@ -33,7 +33,8 @@ import (
 //	    72    8 WAL offset       byte offset in that segment where replay starts
 //	    80   16 catalog root     block(8) checksum(8)
 //	    96   16 refcount root    block(8) checksum(8)
-//	   112   16 checksum root    block(8) checksum(8)
+//	   112    8 bitmap digest    xxhash of every AG's current bitmap copy (0: none)
+//	   120    8 reserved         zero
 //	   128    8 next inode ID
 //	   136    8 created          unix nanoseconds
 //	   144   64 reserved         8 × uint64, zero
@@ -92,7 +93,14 @@ type Superblock struct {
 
 	CatalogRoot  Ref // catalog tree: root name -> root record
 	RefcountRoot Ref // refcount tree: physical start -> (length, count)
-	ChecksumRoot Ref // reserved, zero: data checksums live in the extent records
+	// BitmapDigest is the xxhash of (AG, epoch, checksum) of every AG's
+	// current bitmap copy, in AG order: nothing else points at a bitmap
+	// copy by checksum, so without it a lost, misdirected or damaged
+	// bitmap write would let an older copy pass for the current one. 0:
+	// not recorded (a store written before it existed). Bytes 120-127
+	// are reserved, zero (they were the checksum tree's root, never
+	// written: data checksums live in the extent records).
+	BitmapDigest uint64
 
 	NextInode       InodeID // the next inode ID to hand out; never 0
 	CreatedUnixNano int64   // when the store was created
@@ -141,7 +149,7 @@ func (s *Superblock) putFields(b []byte) {
 	le.PutUint64(b[72:], s.WALOffset)
 	putRef(b[80:], s.CatalogRoot)
 	putRef(b[96:], s.RefcountRoot)
-	putRef(b[112:], s.ChecksumRoot)
+	le.PutUint64(b[112:], s.BitmapDigest)
 	le.PutUint64(b[128:], uint64(s.NextInode))
 	le.PutUint64(b[136:], uint64(s.CreatedUnixNano))
 }
@@ -181,7 +189,7 @@ func DecodeSuperblock(b []byte) (Superblock, error) {
 		WALOffset:       le.Uint64(b[72:]),
 		CatalogRoot:     getRef(b[80:]),
 		RefcountRoot:    getRef(b[96:]),
-		ChecksumRoot:    getRef(b[112:]),
+		BitmapDigest:    le.Uint64(b[112:]),
 		NextInode:       InodeID(le.Uint64(b[128:])),
 		CreatedUnixNano: int64(le.Uint64(b[136:])),
 		Checksum:        le.Uint64(b[sbOffChecksum:]),
@@ -196,7 +204,7 @@ func DecodeSuperblock(b []byte) (Superblock, error) {
 	}
 	// The reserved bytes are checksummed, so non-zero ones were written on
 	// purpose by a writer this version does not understand.
-	if le.Uint32(b[28:]) != 0 || !allZero(b[sbOffReserved:sbOffChecksum]) {
+	if le.Uint32(b[28:]) != 0 || le.Uint64(b[120:]) != 0 || !allZero(b[sbOffReserved:sbOffChecksum]) {
 		return Superblock{}, Corruptf(where, ErrMalformed, "reserved bytes not zero")
 	}
 	if err := s.checkFields(); err != nil {
@@ -247,7 +255,7 @@ func (s *Superblock) checkFields() error {
 	for _, r := range []struct {
 		name string
 		ref  Ref
-	}{{"catalog", s.CatalogRoot}, {"refcount", s.RefcountRoot}, {"checksum", s.ChecksumRoot}} {
+	}{{"catalog", s.CatalogRoot}, {"refcount", s.RefcountRoot}} {
 		if !r.ref.IsZero() && (r.ref.Block < s.AGStart || r.ref.Block >= end) {
 			return Corruptf("superblock", ErrMalformed, "%s root block %d outside [%d, %d)", r.name, r.ref.Block, s.AGStart, end)
 		}

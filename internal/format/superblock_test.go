@@ -24,7 +24,7 @@ func TestSuperblockLayout(t *testing.T) {
 	le := binary.LittleEndian
 	u64 := map[int]uint64{
 		0: 0x42532d6264776f63, 32: 2, 40: 0x1122334455667788, 48: 41, 56: 9000, 64: 7, 72: 123456,
-		80: 100, 88: 0xaaaa, 96: 200, 104: 0xbbbb, 112: 300, 120: 0xcccc, 128: 77, 136: 1_700_000_000_000_000_000,
+		80: 100, 88: 0xaaaa, 96: 200, 104: 0xbbbb, 112: 0xcccc, 120: 0, 128: 77, 136: 1_700_000_000_000_000_000,
 	}
 	for off, want := range u64 {
 		if got := le.Uint64(b[off:]); got != want {
@@ -123,7 +123,8 @@ func TestSuperblockDamage(t *testing.T) {
 		{"zero store ID", func(b []byte) []byte { put64(40, 0)(b); return b }, format.ErrMalformed},
 		{"zero next inode", func(b []byte) []byte { put64(128, 0)(b); return b }, format.ErrMalformed},
 		{"root in superblocks", func(b []byte) []byte { put64(80, 1)(b); return b }, format.ErrMalformed},
-		{"root past the file", func(b []byte) []byte { put64(112, 2+3*32768)(b); return b }, format.ErrMalformed},
+		{"root past the file", func(b []byte) []byte { put64(96, 2+3*32768)(b); return b }, format.ErrMalformed},
+		{"reserved after the bitmap digest", func(b []byte) []byte { put64(120, 1)(b); return b }, format.ErrMalformed},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -152,7 +153,7 @@ func TestSuperblockValidateStruct(t *testing.T) {
 	edge := sampleSuperblock()
 	edge.BlockSize, edge.BlocksPerAG, edge.AGStart = 512, 3, 3
 	edge.AGCount, edge.MaxAGCount = 1, 1
-	edge.CatalogRoot, edge.RefcountRoot, edge.ChecksumRoot = format.Ref{Block: 5}, format.Ref{}, format.Ref{}
+	edge.CatalogRoot, edge.RefcountRoot, edge.BitmapDigest = format.Ref{Block: 5}, format.Ref{}, 0
 	edge.Encode(512)
 	if err := edge.Validate(); err != nil {
 		t.Fatalf("smallest geometry: %v", err)
@@ -295,10 +296,10 @@ func TestSuperblockGolden(t *testing.T) {
 		"636f7764622d5342010000000010000000800000030000004000000000000000" +
 		"0200000000000000887766554433221129000000000000002823000000000000" +
 		"070000000000000040e20100000000006400000000000000aaaa000000000000" +
-		"c800000000000000bbbb0000000000002c01000000000000cccc000000000000" +
+		"c800000000000000bbbb000000000000cccc0000000000000000000000000000" +
 		"4d0000000000000000002a36fe9c971700000000000000000000000000000000" +
 		"0000000000000000000000000000000000000000000000000000000000000000" +
-		"000000000000000000000000000000007ca8adc7dca8a2f2"
+		"00000000000000000000000000000000ce63d41a375fb5de"
 	if got != want {
 		t.Fatalf("encoding changed:\n got %s\nwant %s", got, want)
 	}
