@@ -2,8 +2,8 @@ package cowdb
 
 import (
 	"bytes"
-	"encoding/binary"
 	"cmp"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"maps"
