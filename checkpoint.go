@@ -98,28 +98,40 @@ func (db *DB) relogPagesLocked() error {
 		}
 		return nil
 	}
+	// Each piece is at most a quarter of a record, and a record is flushed
+	// before its encoded size could pass half the limit (opOverhead covers
+	// an operation's kind, inode, offset and length).
+	const opOverhead = 32
+	piece := max(1, db.recordMax/4)
+	var err error
+	add := func(id format.InodeID, off int64, b []byte) {
+		for len(b) > 0 && err == nil {
+			n := min(len(b), piece)
+			if size+n+opOverhead > db.recordMax/2 {
+				err = flush()
+			}
+			ops = append(ops, record.Op{Kind: record.DeferredWrite, Inode: id, Off: off, Value: b[:n]})
+			size += n + opOverhead
+			off, b = off+int64(n), b[n:]
+		}
+	}
 	for _, id := range db.pages.dirtyInodes() {
 		st := db.pages.use(id)
 		fbs, pages := st.dirtyPages()
 		db.pages.unuse(st)
 		for i, fb := range fbs {
-			if size+db.bs+64 > db.recordMax/2 {
-				if err := flush(); err != nil {
-					return err
-				}
-			}
 			// A partial page is logged as its runs of bytes, so replay
 			// leaves the others to the tree as the page does.
 			off := int64(fb) * int64(db.bs)
 			pg := pages[i]
 			if pg.mask == nil {
-				ops = append(ops, record.Op{Kind: record.DeferredWrite, Inode: id, Off: off, Value: pg.data})
+				add(id, off, pg.data)
 			} else {
-				pg.mask.ranges(0, db.bs, func(lo, hi int) {
-					ops = append(ops, record.Op{Kind: record.DeferredWrite, Inode: id, Off: off + int64(lo), Value: pg.data[lo:hi]})
-				})
+				pg.mask.ranges(0, db.bs, func(lo, hi int) { add(id, off+int64(lo), pg.data[lo:hi]) })
 			}
-			size += db.bs + 64
+			if err != nil {
+				return err
+			}
 		}
 	}
 	return flush()
@@ -172,6 +184,9 @@ func (db *DB) checkpoint() error {
 		db.inodes.ReleaseReserved()
 	}
 	plan, err := db.sealWrittenBack()
+	if db.inodes != nil {
+		db.inodes.ReleaseReserved() // what the writeback's hint reserved again
+	}
 	if err != nil || plan == nil {
 		return err
 	}

@@ -327,9 +327,11 @@ func (db *DB) commitRetrying(attempt func() (format.LSN, error)) error {
 			continue
 		}
 		if errors.Is(err, ErrNoSpace) && !spaceRetried {
-			// A checkpoint releases the busy blocks (DESIGN §8) before
-			// the write gives up.
+			// A checkpoint releases the busy blocks (DESIGN §8), and the
+			// CoW extent-size hint its reservations, before the write
+			// gives up.
 			spaceRetried = true
+			db.inodes.ReleaseReserved()
 			if cerr := db.checkpoint(); cerr != nil && !errors.Is(cerr, ErrNoSpace) {
 				return cerr
 			}

@@ -327,6 +327,19 @@ func (s *pageSet) coverAll(end cowio.FileBlock) []pageOp {
 	return ops
 }
 
+// hasDirty reports whether inode id has dirty pages.
+func (s *pageSet) hasDirty(id format.InodeID) bool {
+	s.mu.Lock()
+	st := s.inodes[id]
+	s.mu.Unlock()
+	if st == nil {
+		return false
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.mu.dirty > 0
+}
+
 // has reports whether inode id has a page history.
 func (s *pageSet) has(id format.InodeID) bool {
 	s.mu.Lock()

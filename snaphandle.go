@@ -2,6 +2,7 @@ package cowdb
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"iter"
 	"maps"
@@ -382,8 +383,27 @@ func (db *DB) clone(snap string, src, dst []byte) error {
 	if db.closed.Load() {
 		return ErrClosed
 	}
-	// The locks are taken inside the attempt: commitRetrying checkpoints
-	// between attempts, and a checkpoint writes back src's pages itself.
+	for range cloneRetries {
+		err := db.cloneOnce(snap, src, dst)
+		if !errors.Is(err, errCloneRaced) {
+			return err
+		}
+	}
+	return fmt.Errorf("cowdb: clone of %q: its value kept changing: %w", src, errCloneRaced)
+}
+
+// cloneRetries bounds how often a Clone starts again because src's value
+// was replaced between its writeback and its commit.
+const cloneRetries = 10
+
+// errCloneRaced stops a clone attempt whose src became another value, with
+// dirty pages, after src's pages were written back.
+var errCloneRaced = errors.New("cowdb: clone source changed during the clone")
+
+// cloneOnce is one attempt of clone. The locks are taken inside the
+// commit attempt: commitRetrying checkpoints between attempts, and a
+// checkpoint writes back src's pages itself.
+func (db *DB) cloneOnce(snap string, src, dst []byte) error {
 	return db.commitRetrying(func() (format.LSN, error) {
 		if snap == "" {
 			r := db.acquire()
@@ -403,6 +423,18 @@ func (db *DB) clone(snap string, src, dst []byte) error {
 			}
 		}
 		return db.writeOnce(func(w *writer) error {
+			if snap == "" {
+				// src may have become another value since the lookup
+				// (an inline value made a blob, a CreateBlob), whose
+				// pages were not written back: start again.
+				ino, err := lookupInode(w.view(), src)
+				if err != nil {
+					return err
+				}
+				if !ino.Inline() && w.db.pages.hasDirty(ino.ID) {
+					return errCloneRaced
+				}
+			}
 			w.db.mu.nextInode++
 			id := w.db.mu.nextInode - 1
 			return w.do(record.Op{Kind: record.Clone, Key: bytes.Clone(src), Dst: bytes.Clone(dst), Name: snap, Inode: id})

@@ -97,8 +97,9 @@ func (db *DB) putLarge(key, value []byte) error {
 	}
 	m, err := db.cw.WriteNew(value, format.NoBlock)
 	if errors.Is(err, cowio.ErrNoSpace) {
-		// Release the busy blocks with a checkpoint, then try once more
-		// (DESIGN §8).
+		// Release the busy blocks with a checkpoint, and the extent-size
+		// hint's reservations, then try once more (DESIGN §8).
+		db.inodes.ReleaseReserved()
 		if cerr := db.checkpoint(); cerr != nil && !errors.Is(cerr, ErrNoSpace) {
 			return cerr
 		}
