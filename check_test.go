@@ -576,6 +576,7 @@ func TestCheckFindsDamage(t *testing.T) {
 // TestCheckReportsEveryViolation seeds three kinds of damage at once and
 // requires all three reported, and then the bound on what is collected.
 func TestCheckReportsEveryViolation(t *testing.T) {
+	damagesOnPurpose(t)
 	fs := damageBase(t)
 	im := openImage(t, fs)
 	_, rec := im.blob("blob")
@@ -611,6 +612,7 @@ func TestCheckReportsEveryViolation(t *testing.T) {
 // TestCheckOnlineFindsDamage damages a data block under an open DB and
 // requires Check to report it: it reads the image, not the caches.
 func TestCheckOnlineFindsDamage(t *testing.T) {
+	damagesOnPurpose(t)
 	fs := damageBase(t)
 	im := openImage(t, fs)
 	_, rec := im.blob("blob")
@@ -793,6 +795,7 @@ func TestCheckRandomDamage(t *testing.T) {
 // snapshot: the check diffs it against the live root and looks up what
 // differs.
 func TestCheckSnapshotDamage(t *testing.T) {
+	damagesOnPurpose(t)
 	fs := vfs.NewMem()
 	db := mustOpen(t, fs, "/db")
 	for i := range 300 {

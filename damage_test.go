@@ -56,6 +56,7 @@ func overwrite(t *testing.T, fs vfs.FS, name string, off int64, p []byte) {
 // back to the other, and that a store whose log has no data file is
 // refused rather than reinitialized.
 func TestDamagedSuperblocks(t *testing.T) {
+	damagesOnPurpose(t)
 	fs := damagedStore(t)
 	one := fs.CloneDurable()
 	junk := bytes.Repeat([]byte{0xa5}, 2*4096)
@@ -202,6 +203,7 @@ func TestDirectIOFallback(t *testing.T) {
 // any start after the superblocks) is refused as ErrCorrupt, before any
 // bitmap or node is read from the wrong blocks.
 func TestForeignGeometryRefused(t *testing.T) {
+	damagesOnPurpose(t)
 	fs := damagedStore(t)
 	f, err := fs.OpenFile("/db/data", vfs.ReadWrite)
 	if err != nil {

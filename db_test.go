@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"testing"
 
 	"github.com/cowdb/cowdb"
@@ -17,12 +18,59 @@ func memOpts(fs vfs.FS) *cowdb.Options {
 		Logger: slog.New(slog.DiscardHandler)}
 }
 
+// onPurpose holds the tests that damage their stores on purpose (to test
+// the checks themselves): mustOpen's closing check leaves them alone.
+var onPurpose = newTestSet()
+
+// damagesOnPurpose marks t as damaging its stores on purpose.
+func damagesOnPurpose(t testing.TB) { onPurpose.Store(t) }
+
+// testSet is a set of tests, safe for parallel tests.
+type testSet struct {
+	mu sync.Mutex
+	m  map[testing.TB]bool
+}
+
+func newTestSet() *testSet { return &testSet{m: map[testing.TB]bool{}} }
+
+func (s *testSet) Store(t testing.TB) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.m[t] = true
+}
+
+func (s *testSet) Load(t testing.TB) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m[t]
+}
+
+// mustOpen opens the store in dir on fs with memOpts. When the test ends
+// it closes the store and runs the full offline check on what is left
+// (unless the test failed already, or left the store unopenable on
+// purpose: a crashed or damaged file system), so every test that uses it
+// also proves the store consistent.
 func mustOpen(t testing.TB, fs vfs.FS, dir string) *cowdb.DB {
 	t.Helper()
 	db, err := cowdb.Open(dir, memOpts(fs))
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
+	t.Cleanup(func() {
+		if t.Failed() || onPurpose.Load(t) {
+			return
+		}
+		if mem, ok := fs.(*vfs.MemFS); ok && mem.Crashed() {
+			return
+		}
+		if err := db.Close(); err != nil {
+			return // a test of failures: the store refused to close cleanly
+		}
+		err := cowdb.CheckDir(dir, memOpts(fs))
+		if errors.Is(err, cowdb.ErrCorrupt) {
+			t.Errorf("check of %s after the test: %v", dir, err)
+		}
+	})
 	return db
 }
 

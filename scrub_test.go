@@ -132,6 +132,7 @@ func TestScrubClean(t *testing.T) {
 // snapshot and the live value for both roots, a block only the snapshot
 // keeps for the snapshot only.
 func TestScrubFindsDamage(t *testing.T) {
+	damagesOnPurpose(t)
 	fs, a, b := sharedStore(t)
 	im := openImage(t, fs)
 	db := mustOpen(t, fs, "/db")
@@ -180,6 +181,7 @@ func sameDamage(x, y cowdb.ScrubDamage) bool {
 // whose size is not a multiple of the block size is reported up to the
 // size only.
 func TestScrubDamageCutAtSize(t *testing.T) {
+	damagesOnPurpose(t)
 	fs := vfs.NewMem()
 	db := mustOpen(t, fs, "/db")
 	if err := db.Put([]byte("v"), make([]byte, 2*4096+100)); err != nil {
@@ -377,6 +379,7 @@ func BenchmarkScrub(b *testing.B) {
 // requires the scrub to go on: the snapshot's walk is reported in
 // TreeErrors (wrapping ErrCorrupt), the live store's data still verified.
 func TestScrubTreeDamage(t *testing.T) {
+	damagesOnPurpose(t)
 	fs := vfs.NewMem()
 	db := mustOpen(t, fs, "/db")
 	for i := range 300 {
