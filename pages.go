@@ -149,6 +149,7 @@ type pageSet struct {
 	mu     sync.Mutex
 	inodes map[format.InodeID]*inodeState
 	bytes  int64 // bytes of page data held, dirty or kept for readers
+	dirty  int64 // blocks whose last event is a page, over every inode
 }
 
 // pageOp is an event a writer stages, applied at its commit's LSN: a page
@@ -254,8 +255,10 @@ func (s *pageSet) addLocked(st *inodeState, fb cowio.FileBlock, ev pageEvent) {
 	switch isDirty := len(evs) > 0 && evs[len(evs)-1].p != nil; {
 	case isDirty && !wasDirty:
 		st.mu.dirty++
+		s.dirty++
 	case !isDirty && wasDirty:
 		st.mu.dirty--
+		s.dirty--
 	}
 }
 
@@ -452,10 +455,5 @@ func (s *pageSet) dirtyInodes() []format.InodeID {
 func (s *pageSet) stats() (dirty int64, bytes int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, st := range s.inodes {
-		st.mu.Lock()
-		dirty += int64(st.mu.dirty)
-		st.mu.Unlock()
-	}
-	return dirty, s.bytes
+	return s.dirty, s.bytes
 }
